@@ -1,0 +1,35 @@
+# `make run` and `make test` work on a fresh clone: they create .venv and install what is missing.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install run test sweep report clean
+
+$(BIN)/python:
+	$(PY) -m venv $(VENV)
+
+# torch first, pinned to the CPU wheel on disk, so no dependency pulls a multi-GB CUDA build.
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/unlearn-bench
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+sweep: $(STAMP)
+	$(BIN)/unlearn-bench -m method=ga,graddiff,ga_kl,npo,simnpo,wga,undial,ngdiff,rmu,task_negation,idk,idk_dpo,wrong_answers,ihl
+	$(BIN)/unlearn-bench-report results
+
+report: $(STAMP)
+	$(BIN)/unlearn-bench-report results
+
+clean:
+	rm -rf $(VENV) build *.egg-info
