@@ -1,0 +1,103 @@
+"""What every unlearning method sees: batches in, a scalar loss (plus named components) out.
+
+A method is a small dataclass whose fields are its hyperparameters, with:
+  intent: ClassVar[str]            "removal" or "suppression": what the method is meant to achieve
+  needs_reference: ClassVar[bool]  the runner builds one frozen copy of the starting model only if True
+  alternate: ClassVar[str | None]  "refusal" / "perturbed": forget questions paired with other answers
+  def loss(self, model, batch: UnlearnBatch, reference) -> LossOutput
+and optional hooks (looked up with getattr, so methods define only what they use):
+  def trainable_parameters(self, model) -> Iterable[nn.Parameter]   (default: all)
+  def setup(self, model, reference, data_loader_fn) -> None          (before the loop)
+  def transform_gradients(self, model, batch, reference) -> LossOutput (own backward; see ngdiff)
+  def finalize(self, model, reference) -> None                       (after the loop; see task_negation)
+Each method module exposes `METHOD = TheClass`; `unlearn_bench.methods.registry` finds them.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+
+IGNORE_INDEX = -100
+
+
+@dataclass
+class Batch:
+    input_ids: torch.Tensor       # [B, T]
+    attention_mask: torch.Tensor  # [B, T]
+    labels: torch.Tensor          # [B, T], IGNORE_INDEX on prompt and padding tokens
+
+    def to(self, device: torch.device | str) -> "Batch":
+        return Batch(self.input_ids.to(device), self.attention_mask.to(device), self.labels.to(device))
+
+
+@dataclass
+class UnlearnBatch:
+    forget: Batch
+    retain: Batch | None = None
+    alternate: Batch | None = None  # forget questions with refusal / perturbed answers, row-aligned with forget
+
+    def to(self, device: torch.device | str) -> "UnlearnBatch":
+        return UnlearnBatch(
+            self.forget.to(device),
+            self.retain.to(device) if self.retain is not None else None,
+            self.alternate.to(device) if self.alternate is not None else None,
+        )
+
+
+@dataclass
+class LossOutput:
+    loss: torch.Tensor
+    components: dict[str, float] = field(default_factory=dict)
+
+
+def forward_logits(model: torch.nn.Module, batch: Batch) -> torch.Tensor:
+    return model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
+
+
+def shifted_token_nll(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-token NLL of next-token prediction, [B, T-1], and the mask of scored (answer) tokens."""
+    logits = logits[:, :-1, :].float()
+    targets = labels[:, 1:]
+    mask = targets != IGNORE_INDEX
+    nll = F.cross_entropy(
+        logits.reshape(-1, logits.size(-1)), targets.clamp(min=0).reshape(-1), reduction="none"
+    ).view(targets.shape)
+    return nll * mask, mask
+
+
+def sequence_nll(logits: torch.Tensor, labels: torch.Tensor, *, mean: bool = False) -> torch.Tensor:
+    """Summed (or per-token mean) NLL of the answer tokens of each sequence, [B]."""
+    nll, mask = shifted_token_nll(logits, labels)
+    total = nll.sum(dim=1)
+    return total / mask.sum(dim=1).clamp(min=1) if mean else total
+
+
+def batch_nll(model: torch.nn.Module, batch: Batch) -> torch.Tensor:
+    """Mean NLL over all answer tokens of the batch (the usual causal-LM fine-tuning loss)."""
+    nll, mask = shifted_token_nll(forward_logits(model, batch), batch.labels)
+    return nll.sum() / mask.sum().clamp(min=1)
+
+
+def kl_to_reference(model: torch.nn.Module, reference: torch.nn.Module, batch: Batch) -> torch.Tensor:
+    """KL(reference || model) per answer token, averaged (open-unlearning's `compute_kl_divergence`)."""
+    logits = forward_logits(model, batch)[:, :-1].float()
+    with torch.no_grad():
+        ref_logits = forward_logits(reference, batch)[:, :-1].float()
+    mask = batch.labels[:, 1:] != IGNORE_INDEX
+    kl = F.kl_div(F.log_softmax(logits, -1), F.log_softmax(ref_logits, -1), log_target=True, reduction="none").sum(-1)
+    return (kl * mask).sum() / mask.sum().clamp(min=1)
+
+
+def retain_term(kind: str, model: torch.nn.Module, reference: torch.nn.Module | None, batch: Batch | None) -> torch.Tensor | None:
+    """The retain regulariser shared by most methods: 'nll', 'kl' (needs a reference) or 'none'."""
+    if batch is None or kind == "none":
+        return None
+    if kind == "nll":
+        return batch_nll(model, batch)
+    if kind == "kl":
+        if reference is None:
+            raise ValueError("retain_loss='kl' needs a reference model")
+        return kl_to_reference(model, reference, batch)
+    raise ValueError(f"unknown retain_loss '{kind}' (choose from: nll, kl, none)")
