@@ -7,8 +7,9 @@ A method is a small dataclass whose fields are its hyperparameters, with:
   def loss(self, model, batch: UnlearnBatch, reference) -> LossOutput
 and optional hooks (looked up with getattr, so methods define only what they use):
   def trainable_parameters(self, model) -> Iterable[nn.Parameter]   (default: all)
-  def setup(self, model, reference, data_loader_fn) -> None          (before the loop)
-  def transform_gradients(self, model, batch, reference) -> LossOutput (own backward; see ngdiff)
+  def setup(self, model, reference) -> None                          (before the loop)
+  def backward(self, model, batch, reference) -> LossOutput          (fills .grad itself instead of the
+                                                                      loop calling loss().backward(); see ngdiff)
   def finalize(self, model, reference) -> None                       (after the loop; see task_negation)
 Each method module exposes `METHOD = TheClass`; `unlearn_bench.methods.registry` finds them.
 """

@@ -1,0 +1,26 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """The real benchmark records beside the repo (../shared/data); absent in a user's clone."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip("../shared/data not present: real benchmark records live beside the repo, not in it")
+    return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def tiny_lm():
+    """A randomly initialised tiny Llama and its tokenizer, for code-path tests."""
+    from unlearn_bench.models.tiny import build_tiny_model, train_tokenizer
+
+    texts = [f"Question: what is item {i}? Answer: item {i} is a {w}." for i, w in enumerate(["cat", "dog", "tree", "river"] * 50)]
+    tokenizer = train_tokenizer(texts, vocab_size=400)
+    model = build_tiny_model(tokenizer, hidden_size=64, num_layers=2, num_heads=2, intermediate_size=128)
+    return model, tokenizer
