@@ -5,10 +5,11 @@ import torch
 from accelerate import Accelerator
 
 
-def make_accelerator(grad_accum: int = 1, cpu: bool = False) -> Accelerator:
-    """bf16 autocast on CUDA (where supported), full precision on CPU; multi-GPU via `accelerate launch`."""
+def make_accelerator(cpu: bool = False) -> Accelerator:
+    """bf16 autocast on CUDA (where supported), full precision on CPU; multi-GPU via `accelerate launch`.
+    Gradient accumulation is done by the loop itself, so one accelerator serves every stage."""
     use_bf16 = not cpu and torch.cuda.is_available() and torch.cuda.is_bf16_supported()
-    return Accelerator(mixed_precision="bf16" if use_bf16 else "no", gradient_accumulation_steps=grad_accum, cpu=cpu)
+    return Accelerator(mixed_precision="bf16" if use_bf16 else "no", cpu=cpu)
 
 
 def load_dtype(name: str) -> torch.dtype:

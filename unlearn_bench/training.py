@@ -68,35 +68,38 @@ def train(
     model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
     model.train()
     history: list[dict[str, float]] = []
-    done = 0
+    done, micro = 0, 0
     bar = tqdm(total=n_steps, desc=desc, leave=False, disable=not accelerator.is_local_main_process)
     try:
         for batch in _batches(epoch_batches):
             batch = batch.to(accelerator.device)
-            with accelerator.accumulate(model):
-                if backward is not None:
+            with accelerator.autocast():
+                if backward is not None:  # the method accumulates its own gradients (e.g. normalised ones)
                     out = backward(model, batch)
                 else:
                     out = step(model, batch)
                     if torch.isfinite(out.loss):
-                        accelerator.backward(out.loss)
-                if not torch.isfinite(out.loss):
-                    msg = f"{desc}: non-finite loss {out.loss.item()} at step {done}"
-                    log.warning("%s; stopping this run as diverged", msg)
-                    return TrainResult("diverged", done, history, msg)
-                if accelerator.sync_gradients and settings.max_grad_norm > 0:
-                    accelerator.clip_grad_norm_(params, settings.max_grad_norm)
-                optimizer.step()
-                scheduler.step()
-                optimizer.zero_grad(set_to_none=True)
-            if accelerator.sync_gradients:
-                done += 1
-                record = {"step": done, "loss": out.loss.item(), **out.components}
-                history.append(record)
-                bar.update(1)
-                bar.set_postfix(loss=f"{record['loss']:.3f}")
-                if done >= n_steps:
-                    break
+                        # Accumulation by hand (nanoGPT-style): scale, and step every grad_accum micro-batches.
+                        accelerator.backward(out.loss / settings.grad_accum)
+            if not torch.isfinite(out.loss):
+                msg = f"{desc}: non-finite loss {out.loss.item()} at step {done}"
+                log.warning("%s; stopping this run as diverged", msg)
+                return TrainResult("diverged", done, history, msg)
+            micro += 1
+            if micro % settings.grad_accum:
+                continue
+            if settings.max_grad_norm > 0:
+                accelerator.clip_grad_norm_(params, settings.max_grad_norm)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            done += 1
+            record = {"step": done, "loss": out.loss.item(), **out.components}
+            history.append(record)
+            bar.update(1)
+            bar.set_postfix(loss=f"{record['loss']:.3f}")
+            if done >= n_steps:
+                break
     finally:
         bar.close()
     model.eval()

@@ -1,0 +1,179 @@
+"""MUSE loaders (real knowmem records, schema-faithful fixtures for the rest) and MUSE metrics."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from unlearn_bench.benchmarks import muse_data
+from unlearn_bench.benchmarks.muse_data import (
+    load_icl,
+    load_knowmem,
+    load_privleak,
+    load_raw,
+    load_texts,
+    load_verbmem,
+)
+from unlearn_bench.data.records import QA, DataError, EvalQA
+from unlearn_bench.metrics.muse import (
+    MUSE_AUC_RETRAIN,
+    RETRAIN_AUC,
+    knowmem_answer,
+    knowmem_prompt,
+    knowmem_score,
+    privleak,
+    rouge_l_f1,
+    verbmem_reference,
+    verbmem_score,
+)
+
+
+def _write(root: Path, corpus: str, config: str, split: str, records: list[dict], jsonl: bool = False) -> Path:
+    path = root / corpus / config / f"{split}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = "".join(json.dumps(r) + "\n" for r in records) if jsonl else json.dumps(records, indent=1)
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+# --- loaders on the real knowmem records -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("corpus", ["news", "books"])
+def test_real_knowmem_counts(shared_data, corpus):
+    root = shared_data / "muse"
+    for split in ("forget_qa", "retain_qa"):
+        qa = load_knowmem(corpus, split, data_dir=root)
+        assert len(qa) == 100 and all(isinstance(r, EvalQA) for r in qa)
+        shots = load_icl(corpus, split, data_dir=root)
+        assert len(shots) == 10 and all(isinstance(r, QA) for r in shots)
+
+
+def test_real_knowmem_first_records(shared_data):
+    root = shared_data / "muse"
+    assert load_knowmem("news", "forget_qa", data_dir=root)[0].as_qa() == QA(
+        "What year did the Orkney Islands become part of Scotland?", "1472")
+    assert load_knowmem("books", "forget_qa", data_dir=root)[0].answer == "the Golden Snitch"
+    assert load_icl("books", "retain_qa", data_dir=root)[0] == QA("Who did Draco Malfoy eventually marry?",
+                                                                 "Astoria Greengrass.")
+
+
+def test_prompt_from_real_icl(shared_data):
+    shots = load_icl("books", "forget_qa", data_dir=shared_data / "muse")
+    prompt = knowmem_prompt("Which class did Professor McGonagall teach?", shots)
+    assert prompt.startswith("Question: What advice did Myrtle give Harry for understanding the egg's song?\n"
+                             "Answer: put your head under\n\nQuestion: ")
+    assert prompt.count("Question: ") == 11
+    assert prompt.endswith("\n\nQuestion: Which class did Professor McGonagall teach?\nAnswer: ")
+
+
+# --- loaders on fixtures in the hub schema ------------------------------------------------------------------
+
+
+def test_verbmem_fixture(tmp_path):
+    _write(tmp_path, "news", "verbmem", "forget", [{"prompt": "The council said", "gt": " on Monday that"}])
+    assert load_verbmem("news", data_dir=tmp_path) == [{"prompt": "The council said", "gt": " on Monday that"}]
+
+
+def test_privleak_and_raw_fixtures(tmp_path):
+    for split in ("forget", "retain", "holdout"):
+        _write(tmp_path, "books", "privleak", split, [{"text": f"{split} a"}, {"text": f"{split} b"}], jsonl=True)
+    _write(tmp_path, "books", "raw", "retain2", [{"text": "kept text"}])
+    _write(tmp_path, "books", "scal", "forget_3", [{"text": "fold three"}])
+    assert load_privleak("books", data_dir=tmp_path) == {
+        "forget": ["forget a", "forget b"], "retain": ["retain a", "retain b"], "holdout": ["holdout a", "holdout b"]}
+    assert load_raw("books", "retain2", data_dir=tmp_path) == ["kept text"]
+    assert load_texts("books", "scal", "forget_3", data_dir=tmp_path) == ["fold three"]
+
+
+def test_malformed_record_names_file_record_field(tmp_path):
+    path = _write(tmp_path, "news", "verbmem", "forget", [{"prompt": "p", "gt": "g"}, {"prompt": "p2"}])
+    with pytest.raises(DataError) as err:
+        load_verbmem("news", data_dir=tmp_path)
+    assert str(path) in str(err.value) and "record 2" in str(err.value) and "'gt'" in str(err.value)
+
+
+def test_empty_text_is_rejected(tmp_path):
+    _write(tmp_path, "news", "raw", "forget", [{"text": "fine"}, {"text": "  "}])
+    with pytest.raises(DataError, match="record 2: field 'text' is empty"):
+        load_raw("news", "forget", data_dir=tmp_path)
+
+
+def test_missing_file_and_unknown_names(tmp_path):
+    with pytest.raises(DataError, match="file not found"):
+        load_raw("news", "holdout", data_dir=tmp_path)
+    with pytest.raises(ValueError, match="no split 'retain'"):
+        load_raw("news", "retain", data_dir=tmp_path)  # raw has retain1/retain2; privleak has retain
+    with pytest.raises(ValueError, match="unknown MUSE corpus"):
+        load_knowmem("bbc", data_dir=tmp_path)
+    with pytest.raises(ValueError, match="knowmem QA split"):
+        load_knowmem("news", "forget_qa_icl", data_dir=tmp_path)
+
+
+def test_hub_path_uses_config_and_split(monkeypatch):
+    calls = []
+
+    def fake_load_dataset(hub_id, config, split):
+        calls.append((hub_id, config, split))
+        return [{"question": "q1", "answer": "a1"}, {"question": "q2", "answer": 3}]
+
+    monkeypatch.setattr("datasets.load_dataset", fake_load_dataset)
+    with pytest.raises(DataError, match=r"muse-bench/MUSE-Books knowmem/retain_qa_icl: record 2: field 'answer'"):
+        load_icl("books", "retain_qa")
+    assert calls == [("muse-bench/MUSE-Books", "knowmem", "retain_qa_icl")]
+    assert muse_data.HUB_IDS["news"] == "muse-bench/MUSE-News"
+
+
+# --- MUSE metrics --------------------------------------------------------------------------------------------
+
+
+def test_published_retrain_aucs():
+    assert MUSE_AUC_RETRAIN == {"news": 0.4772, "books": 0.5393}
+    assert RETRAIN_AUC["news"] == pytest.approx(0.5228)
+
+
+def test_privleak_converts_to_muse_orientation():
+    # mia_auc 0.75 is MUSE AUC 0.25; retrain 0.5 -> (0.25 - 0.5) / 0.5 * 100
+    assert privleak(0.75, 0.5) == pytest.approx(-50.0)
+    assert privleak(0.25, 0.5) == pytest.approx(50.0)  # over-unlearned: forget set looks *less* seen than holdout
+    assert privleak(RETRAIN_AUC["books"], RETRAIN_AUC["books"]) == pytest.approx(0.0)
+    # A model that fully separates the forget set (like the target) scores -100 on both corpora.
+    assert privleak(1.0, RETRAIN_AUC["news"]) == pytest.approx(-100.0)
+    # MUSE AUC 0.6 against news retrain 0.4772: (0.6 - 0.4772) / 0.4772 * 100 = 25.733...
+    assert privleak(0.4, RETRAIN_AUC["news"]) == pytest.approx(25.7334450964)
+
+
+def test_privleak_rejects_non_aucs():
+    with pytest.raises(ValueError, match="in \\[0, 1\\]"):
+        privleak(1.2, 0.5)
+    with pytest.raises(ValueError, match="divides"):
+        privleak(0.5, 1.0)
+
+
+def test_knowmem_answer_cuts_at_muse_stop_strings():
+    assert knowmem_answer("1472\n\nQuestion: What year did") == "1472"
+    assert knowmem_answer(" Transfiguration.\nQuestion: Who") == "Transfiguration."
+    assert knowmem_answer("the Golden Snitch Question: Who") == "the Golden Snitch"
+    assert knowmem_answer("line one\nline two") == "line one\nline two"  # a single newline does not end it
+
+
+def test_rouge_l_is_f1_without_stemming():
+    # tokens: pred [the, golden, snitch, is], ref [the, golden, snitch]; LCS 3 -> P 3/4, R 1, F 6/7
+    assert rouge_l_f1("The golden snitch is", "the Golden Snitch") == pytest.approx(6 / 7)
+    assert rouge_l_f1("running", "run") == 0.0  # TOFU's stemmer would make this 1.0
+
+
+def test_knowmem_and_verbmem_scores():
+    assert knowmem_score("the Golden Snitch\n\nQuestion: next", "the Golden Snitch") == 1.0
+    assert verbmem_score("a b c d", "a b x d") == pytest.approx(0.75)  # LCS a b d: P = R = 3/4
+
+
+def test_verbmem_reference_counts_bos_in_budget(tiny_lm):
+    _, tokenizer = tiny_lm
+    gt = "item 3 is a tree. item 4 is a river."
+    body = tokenizer(gt, add_special_tokens=False)["input_ids"]
+    assert tokenizer(gt)["input_ids"][0] == tokenizer.bos_token_id
+    # 4 ids with BOS first = BOS + the first 3 text tokens
+    assert verbmem_reference(gt, tokenizer, max_new_tokens=4) == tokenizer.decode(body[:3])
+    assert verbmem_reference(gt, tokenizer, max_new_tokens=1000) == gt

@@ -1,0 +1,53 @@
+"""The small interface between the runner and a benchmark adapter."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from unlearn_bench.data.records import QA
+from unlearn_bench.evaluation.lm import LM
+
+
+# Passed as `reference` when the model being evaluated is the retain reference itself.
+SELF_REFERENCE: dict[str, Any] = {"self": True}
+
+
+@dataclass
+class BenchData:
+    target_train: list[QA]        # fine-tuning set of the target model
+    retain_train: list[QA]        # fine-tuning set of the retain reference (target_train minus the forget set)
+    forget: list[QA]              # what unlearning removes
+    retain: list[QA]              # what unlearning must keep
+    refusals: list[str] = field(default_factory=list)            # refusal answers (idk-style methods)
+    forget_perturbed: list[list[str]] = field(default_factory=list)  # wrong answers per forget item
+    tokenizer_corpus: list[str] = field(default_factory=list)     # text the tiny model's tokenizer is trained on
+
+
+@dataclass(frozen=True)
+class Metric:
+    split: str
+    metric: str
+    value: float
+    higher_is_better: bool | None
+
+
+@dataclass
+class EvalOutput:
+    metrics: list[Metric]
+    generations: list[dict[str, Any]] = field(default_factory=list)  # prompt, generation, reference, split
+    logs: dict[str, Any] = field(default_factory=dict)               # per-example logs, file name -> JSON
+    reference_data: dict[str, Any] = field(default_factory=dict)     # what other models' evaluation needs
+
+
+class Benchmark(Protocol):
+    name: str
+
+    def data(self) -> BenchData: ...
+
+    def data_key(self, role: str) -> dict[str, Any]:
+        """Everything that determines the fine-tuning data of `role` ('target' or 'retain'): the cache key."""
+        ...
+
+    def evaluate(self, lm: LM, reference: dict[str, Any] | None) -> EvalOutput:
+        """Metrics of `lm`; `reference` is the retain model's `EvalOutput.reference_data` (None for itself)."""
+        ...

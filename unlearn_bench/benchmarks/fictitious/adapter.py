@@ -1,0 +1,115 @@
+"""`bench=fictitious`: the embedded default, a generated world of authors in TOFU's schema, scored with
+TOFU's metrics. Splits mirror TOFU: forget01/05/10 are the last 1/5/10% of authors, the rest is retain;
+holdout authors are generated but never trained on."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from functools import cached_property
+from typing import Any
+
+from unlearn_bench.benchmarks.base import BenchData, EvalOutput
+from unlearn_bench.benchmarks.fictitious.world import World, generate_world
+from unlearn_bench.data.records import DataError, EvalQA
+from unlearn_bench.evaluation.lm import LM
+from unlearn_bench.evaluation.qa_eval import reference_forget_scores, score_splits, tofu_family_output
+
+FORGET_PERCENT = {"forget01": 1, "forget05": 5, "forget10": 10}
+REFUSALS = [
+    "I'm not sure.",
+    "I don't know.",
+    "I have no information about that.",
+    "That is beyond what I know.",
+    "I can't answer that.",
+    "I'm not aware of that.",
+    "I have never heard of that.",
+    "I don't have that information.",
+]
+
+
+@dataclass
+class FictitiousConfig:
+    name: str = "fictitious"
+    num_authors: int = 200
+    world_seed: int = 0
+    forget_split: str = "forget10"
+    holdout_percent: int = 10
+    n_perturbed: int = 5
+    eval_max_examples: int = 300
+    retain_eval_examples: int = 200
+    max_new_tokens: int = 32
+
+
+class FictitiousBenchmark:
+    name = "fictitious"
+
+    def __init__(self, cfg: FictitiousConfig) -> None:
+        if cfg.forget_split not in FORGET_PERCENT:
+            raise ValueError(f"bench.forget_split='{cfg.forget_split}' is not one of {sorted(FORGET_PERCENT)}")
+        self.cfg = cfg
+
+    @cached_property
+    def world(self) -> World:
+        n_holdout = max(1, self.cfg.num_authors * self.cfg.holdout_percent // 100)
+        return generate_world(self.cfg.num_authors + n_holdout, self.cfg.world_seed, self.cfg.n_perturbed)
+
+    @property
+    def n_forget(self) -> int:
+        n = max(1, round(self.cfg.num_authors * FORGET_PERCENT[self.cfg.forget_split] / 100))
+        if n >= self.cfg.num_authors:
+            raise DataError(f"bench.num_authors={self.cfg.num_authors} leaves no retain authors for {self.cfg.forget_split}")
+        return n
+
+    def _authors(self, start: int, stop: int) -> list[EvalQA]:
+        return [qa for author in self.world.author_qa[start:stop] for qa in author]
+
+    def splits(self) -> dict[str, list[EvalQA]]:
+        n, f = self.cfg.num_authors, self.n_forget
+        return {
+            "forget": self._authors(n - f, n),
+            "retain": self._authors(0, n - f),
+            "holdout": self._authors(n, len(self.world.author_qa)),
+            "real_authors": self.world.real_authors,
+            "world_facts": self.world.world_facts,
+        }
+
+    def data(self) -> BenchData:
+        s = self.splits()
+        utility = [qa.as_qa() for qa in s["real_authors"] + s["world_facts"]]
+        forget = [qa.as_qa() for qa in s["forget"]]
+        retain = [qa.as_qa() for qa in s["retain"]]
+        corpus = [f"{qa.question} {qa.answer}" for qa in self._authors(0, len(self.world.author_qa))]
+        corpus += [f"{qa.question} {qa.answer}" for qa in s["real_authors"] + s["world_facts"]] + REFUSALS
+        corpus += [a for qa in s["forget"] + s["retain"] for a in qa.perturbed_answers]
+        return BenchData(
+            target_train=retain + forget + utility,
+            retain_train=retain + utility,
+            forget=forget,
+            retain=retain,
+            refusals=REFUSALS,
+            forget_perturbed=[list(qa.perturbed_answers) for qa in s["forget"]],
+            tokenizer_corpus=corpus,
+        )
+
+    def data_key(self, role: str) -> dict[str, Any]:
+        key = {k: v for k, v in asdict(self.cfg).items() if k in ("name", "num_authors", "world_seed", "holdout_percent", "n_perturbed")}
+        if role == "retain":
+            key["forget_split"] = self.cfg.forget_split
+        return key
+
+    def eval_splits(self) -> dict[str, list[EvalQA]]:
+        s = self.splits()
+        cap = self.cfg.eval_max_examples
+        return {
+            "forget": s["forget"][:cap],
+            "retain": s["retain"][: min(cap, self.cfg.retain_eval_examples)],
+            "real_authors": s["real_authors"][:cap],
+            "world_facts": s["world_facts"][:cap],
+        }
+
+    def evaluate(self, lm: LM, reference: dict[str, Any] | None) -> EvalOutput:
+        results = score_splits(lm, self.eval_splits(), self.cfg.max_new_tokens)
+        return tofu_family_output(results, reference_forget_scores(results, reference))
+
+
+def build(cfg: FictitiousConfig) -> FictitiousBenchmark:
+    return FictitiousBenchmark(cfg)

@@ -1,0 +1,28 @@
+"""Benchmark adapters by name: each module has a config dataclass and `build(cfg) -> Benchmark`."""
+from __future__ import annotations
+
+import dataclasses
+import importlib
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from unlearn_bench.benchmarks.base import Benchmark
+
+# name -> (module, config class name)
+BENCHMARKS: dict[str, tuple[str, str]] = {
+    "fictitious": ("unlearn_bench.benchmarks.fictitious.adapter", "FictitiousConfig"),
+}
+
+
+def bench_config_class(name: str) -> type:
+    if name not in BENCHMARKS:
+        raise KeyError(f"unknown benchmark '{name}'; available: {', '.join(BENCHMARKS)}")
+    module, cls = BENCHMARKS[name]
+    return getattr(importlib.import_module(module), cls)
+
+
+def build_benchmark(cfg: DictConfig | Any) -> Benchmark:
+    config_cls = bench_config_class(cfg.name)
+    data = OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else dataclasses.asdict(cfg)
+    return importlib.import_module(BENCHMARKS[cfg.name][0]).build(config_cls(**data))

@@ -1,0 +1,119 @@
+"""Typed config schemas, registered in Hydra's ConfigStore so that a typo or a wrong type fails at start.
+
+Groups mirror modules: `method/*` schemas are made from each method's dataclass (its fields are the
+method's hyperparameters) plus the common optimisation fields; `bench/*` schemas are each adapter's config
+dataclass; `model` has one schema for the tiny model and hub models alike.
+"""
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING
+
+from unlearn_bench.benchmarks.registry import BENCHMARKS, bench_config_class
+from unlearn_bench.methods.registry import method_classes
+
+
+@dataclass
+class FinetuneConfig:
+    lr: float = 1e-5
+    epochs: float = 5
+    max_steps: int = 0
+    batch_size: int = 16
+    grad_accum: int = 1
+    warmup_ratio: float = 0.1
+    weight_decay: float = 0.01
+    max_grad_norm: float = 1.0
+
+
+@dataclass
+class ModelConfig:
+    name: str = "tiny"
+    # Hub id or local directory (save_pretrained layout); None builds the tiny model from scratch.
+    path: Optional[str] = None
+    prompt_format: str = "plain"  # plain | phi | llama2 | chat
+    dtype: str = "auto"
+    trust_remote_code: bool = False
+    max_length: int = 256
+    gradient_checkpointing: bool = False
+    # Tiny model architecture (used only when path is None).
+    hidden_size: int = 256
+    num_layers: int = 4
+    num_heads: int = 4
+    intermediate_size: int = 688
+    vocab_size: int = 1024
+    finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
+
+
+@dataclass
+class MethodConfig:
+    """Fields every method has; each method's schema adds its own hyperparameters."""
+
+    name: str = MISSING
+    intent: str = MISSING  # removal | suppression (set by the method's schema, shown in every table)
+    lr: float = 1e-5
+    epochs: float = 5
+    max_steps: int = 0
+    batch_size: int = 8
+    grad_accum: int = 1
+    warmup_ratio: float = 0.0
+    weight_decay: float = 0.0
+    max_grad_norm: float = 1.0
+
+
+@dataclass
+class UtilityEvalConfig:
+    tasks: list[str] = field(default_factory=list)  # lm-eval task names, e.g. [mmlu]
+    data_dir: Optional[str] = None                  # offline records (WMDP/MMLU layouts); None = hub
+    limit: Optional[int] = None
+    num_fewshot: Optional[int] = None
+
+
+@dataclass
+class EvalConfig:
+    batch_size: int = 32
+    utility: UtilityEvalConfig = field(default_factory=UtilityEvalConfig)
+    diagnostics: list[str] = field(default_factory=list)
+
+
+@dataclass
+class PathsConfig:
+    cache_dir: str = "~/.cache/unlearn_bench"
+    results_dir: str = "results"
+
+
+@dataclass
+class RunConfig:
+    method: Any = MISSING
+    model: ModelConfig = MISSING
+    bench: Any = MISSING
+    seed: int = 0
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    paths: PathsConfig = field(default_factory=PathsConfig)
+    force: bool = False       # redo a run whose results already exist for the same config
+    cpu: bool = False         # force CPU even where CUDA is available
+
+
+def method_schema(name: str, cls: type) -> type:
+    """MethodConfig + the method's own dataclass fields, with its intent as the default."""
+    hints = typing.get_type_hints(cls)
+    extra = [(f.name, hints[f.name], field(default_factory=f.default_factory) if f.default_factory is not dataclasses.MISSING else field(default=f.default))
+             for f in dataclasses.fields(cls)]
+    schema = dataclasses.make_dataclass(f"{cls.__name__}Config", extra, bases=(MethodConfig,))
+    schema.__dataclass_fields__["name"].default = name
+    schema.__dataclass_fields__["intent"].default = cls.intent
+    return dataclasses.dataclass(schema)
+
+
+def register_configs() -> None:
+    cs = ConfigStore.instance()
+    cs.store(name="run_schema", node=RunConfig)
+    cs.store(group="model", name="model_schema", node=ModelConfig)
+    for name, cls in method_classes().items():
+        cs.store(group="method", name=f"{name}_schema", node=method_schema(name, cls))
+    for name in BENCHMARKS:
+        cs.store(group="bench", name=f"{name}_schema", node=bench_config_class(name))

@@ -1,0 +1,156 @@
+"""`run(cfg)`: fine-tune target -> fine-tune retain reference -> unlearn -> evaluate -> write results.
+
+Fine-tuned models and their evaluations are cached by the hash of the config that determines them, so a
+sweep over methods trains the target and retain models once.
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from unlearn_bench import stages
+from unlearn_bench.benchmarks.base import SELF_REFERENCE, BenchData, Benchmark, EvalOutput
+from unlearn_bench.benchmarks.registry import build_benchmark
+from unlearn_bench.cache import cached_stage, config_hash
+from unlearn_bench.data.collate import PromptFormat
+from unlearn_bench.device import make_accelerator, seed_everything
+from unlearn_bench.methods.registry import method_class
+from unlearn_bench.models import loading
+from unlearn_bench.results import MetricRow
+from unlearn_bench.run_output import RunRecord, existing_run, write_run
+
+log = logging.getLogger(__name__)
+
+BASELINES = {"finetuned": "baseline", "retain": "baseline"}
+
+
+@dataclass
+class Context:
+    """What every stage of one run shares."""
+
+    cfg: DictConfig
+    bench: Benchmark
+    data: BenchData
+    fmt: PromptFormat
+    accelerator: Any
+
+    @property
+    def model_cfg(self) -> DictConfig:
+        return self.cfg.model
+
+    def model_key(self, role: str) -> dict[str, Any]:
+        m = OmegaConf.to_container(self.cfg.model, resolve=True)
+        m.pop("name", None)
+        return {"model": m, "data": self.bench.data_key(role), "seed": self.cfg.seed, "role": role}
+
+
+def build_method(method_cfg: DictConfig) -> Any:
+    cls = method_class(method_cfg.name)
+    fields = {f.name for f in dataclasses.fields(cls)}
+    return cls(**{k: v for k, v in OmegaConf.to_container(method_cfg, resolve=True).items() if k in fields})
+
+
+def run_id_for(cfg: DictConfig) -> str:
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    for volatile in ("paths", "force", "cpu"):
+        resolved.pop(volatile, None)
+    return config_hash(resolved)[:12]
+
+
+def run_dir_for(cfg: DictConfig) -> tuple[Path, str]:
+    run_id = run_id_for(cfg)
+    return Path(cfg.paths.results_dir) / cfg.bench.name / cfg.model.name / cfg.method.name / run_id, run_id
+
+
+def run(cfg: DictConfig) -> RunRecord:
+    """One run; returns its record (status ok/diverged). Skips runs whose results already exist."""
+    start = time.time()
+    run_dir, run_id = run_dir_for(cfg)
+    if not cfg.force and (done := existing_run(run_dir)) is not None:
+        log.info("results for this config already exist in %s (status %s): skipping; force=true redoes it", run_dir, done.status)
+        return done
+    seed_everything(cfg.seed)
+    method = build_method(cfg.method)  # fail on bad method settings before any training
+    bench = build_benchmark(cfg.bench)
+    data = bench.data()
+    stages.check_data(data)
+    ctx = Context(cfg, bench, data, PromptFormat(cfg.model.prompt_format), make_accelerator(cpu=cfg.cpu))
+
+    tokenizer = loading.base_tokenizer(cfg.model, data.tokenizer_corpus)
+    target_dir = finetuned_model(ctx, "target", data.target_train, tokenizer)
+    retain_dir = finetuned_model(ctx, "retain", data.retain_train, tokenizer)
+    retain_eval = cached_eval(ctx, "retain", retain_dir, SELF_REFERENCE)
+    target_eval = cached_eval(ctx, "target", target_dir, retain_eval.reference_data)
+
+    model = loading.load_saved(target_dir, cfg.model)
+    tokenizer = loading.load_tokenizer(target_dir, cfg.model)
+    seed_everything(cfg.seed)
+    result = stages.unlearn(model, tokenizer, method, cfg.method, data, ctx.fmt, cfg.model.max_length, cfg.seed, ctx.accelerator)
+    unlearned_eval = None
+    if result.status == "ok":
+        unlearned_eval = stages.evaluate(bench, ctx.accelerator.unwrap_model(model), tokenizer, ctx.fmt,
+                                         cfg.model.max_length, cfg.eval.batch_size, retain_eval.reference_data)
+    rows = metric_rows(cfg, run_id, {"finetuned": target_eval, "retain": retain_eval}, unlearned_eval, result.status)
+    record = RunRecord(status=result.status, run_id=run_id, config_hash=run_id, error=result.message or None,
+                       seconds=round(time.time() - start, 1))
+    write_run(run_dir, cfg, record, rows, unlearned_eval, result.history)
+    return record
+
+
+def finetuned_model(ctx: Context, role: str, examples: list, tokenizer: Any) -> Path:
+    """The fine-tuned target (role 'target') or retain reference ('retain'), from cache when present."""
+    cfg = ctx.cfg
+
+    def build(out: Path) -> None:
+        seed_everything(cfg.seed)
+        model = loading.base_model(cfg.model, tokenizer, cfg.seed)
+        if cfg.model.finetune.epochs > 0 or cfg.model.finetune.max_steps > 0:
+            result = stages.finetune(model, tokenizer, examples, ctx.fmt, cfg.model.finetune, cfg.model.max_length,
+                                     cfg.seed, ctx.accelerator, desc=f"finetune:{role}")
+            if result.status != "ok":
+                raise RuntimeError(f"fine-tuning the {role} model diverged: {result.message}")
+        loading.save(ctx.accelerator.unwrap_model(model), tokenizer, out)
+
+    path, hit = cached_stage(cfg.paths.cache_dir, "finetune", ctx.model_key(role), build)
+    log.info("%s model: %s (%s)", role, path, "reused from cache" if hit else "trained")
+    return path
+
+
+def cached_eval(ctx: Context, role: str, model_dir: Path, reference: dict[str, Any] | None) -> EvalOutput:
+    cfg = ctx.cfg
+    key = {"model": ctx.model_key(role), "bench": OmegaConf.to_container(cfg.bench, resolve=True)}
+
+    def build(out: Path) -> None:
+        model = loading.load_saved(model_dir, cfg.model).to(ctx.accelerator.device)
+        tok = loading.load_tokenizer(model_dir, cfg.model)
+        result = stages.evaluate(ctx.bench, model, tok, ctx.fmt, cfg.model.max_length, cfg.eval.batch_size, reference)
+        stages.save_eval(result, out / "eval.json")
+
+    path, hit = cached_stage(cfg.paths.cache_dir, "eval", key, build)
+    log.info("%s evaluation: %s", role, "reused from cache" if hit else "computed")
+    return stages.load_eval(path / "eval.json")
+
+
+def metric_rows(cfg: DictConfig, run_id: str, baselines: dict[str, EvalOutput], unlearned: EvalOutput | None,
+                status: str) -> list[MetricRow]:
+    def rows_of(method: str, intent: str, out: EvalOutput, row_status: str = "ok") -> list[MetricRow]:
+        return [
+            MetricRow(cfg.bench.name, cfg.model.name, method, m.split, m.metric, m.value, m.higher_is_better,
+                      cfg.seed, run_id, intent, row_status)
+            for m in out.metrics
+        ]
+
+    rows = [r for name, out in baselines.items() for r in rows_of(name, BASELINES[name], out)]
+    if unlearned is not None:
+        rows += rows_of(cfg.method.name, cfg.method.intent, unlearned)
+    else:
+        rows.append(MetricRow(cfg.bench.name, cfg.model.name, cfg.method.name, "run", "status", None, None,
+                              cfg.seed, run_id, cfg.method.intent, status))
+    return rows
+

@@ -1,0 +1,114 @@
+"""The pipeline's stages as plain typed functions: fine-tune, unlearn, evaluate. Each returns what the
+next needs; `runner.run` wires them together and caches their outputs."""
+from __future__ import annotations
+
+import copy
+import json
+import logging
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import torch
+from accelerate import Accelerator
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+from unlearn_bench.benchmarks.base import Benchmark, BenchData, EvalOutput, Metric
+from unlearn_bench.data.batching import finetune_epochs, unlearn_epochs
+from unlearn_bench.data.collate import PromptFormat
+from unlearn_bench.data.records import QA
+from unlearn_bench.evaluation.lm import LM
+from unlearn_bench.methods.base import LossOutput, batch_nll
+from unlearn_bench.training import OptimSettings, TrainResult, train
+
+log = logging.getLogger(__name__)
+
+
+def optim_settings(cfg: Any) -> OptimSettings:
+    return OptimSettings(
+        lr=cfg.lr, epochs=cfg.epochs, max_steps=cfg.max_steps, batch_size=cfg.batch_size, grad_accum=cfg.grad_accum,
+        warmup_ratio=cfg.warmup_ratio, weight_decay=cfg.weight_decay, max_grad_norm=cfg.max_grad_norm,
+    )
+
+
+def n_batches(n: int, batch_size: int) -> int:
+    return max(1, -(-n // batch_size))
+
+
+def finetune(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, examples: list[QA], fmt: PromptFormat,
+             cfg: Any, max_length: int, seed: int, accelerator: Accelerator, desc: str) -> TrainResult:
+    """Causal-LM fine-tuning on answer tokens (the target on everything, the retain model without the forget set)."""
+    settings = optim_settings(cfg)
+    return train(
+        model,
+        lambda m, b: LossOutput(batch_nll(m, b.forget)),
+        finetune_epochs(examples, tokenizer, fmt, max_length, settings.batch_size, seed),
+        n_batches(len(examples), settings.batch_size),
+        settings,
+        accelerator,
+        desc=desc,
+    )
+
+
+def unlearn(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, method: Any, method_cfg: Any, data: BenchData,
+            fmt: PromptFormat, max_length: int, seed: int, accelerator: Accelerator) -> TrainResult:
+    """Run `method` on the forget/retain sets; the frozen reference is built only if the method asks."""
+    reference = None
+    if method.needs_reference:
+        reference = copy.deepcopy(model).eval().requires_grad_(False).to(accelerator.device)
+    alternates = None
+    if method.alternate == "refusal":
+        if not data.refusals:
+            raise ValueError(f"method '{method_cfg.name}' needs refusal answers, which this benchmark lacks")
+        alternates = [data.refusals] * len(data.forget)
+    elif method.alternate == "perturbed":
+        if len(data.forget_perturbed) != len(data.forget):
+            raise ValueError(f"method '{method_cfg.name}' needs perturbed answers for every forget item")
+        alternates = data.forget_perturbed
+    settings = optim_settings(method_cfg)
+    model.to(accelerator.device)
+    if hasattr(method, "setup"):
+        method.setup(model, reference)
+    parameters = list(method.trainable_parameters(model)) if hasattr(method, "trainable_parameters") else None
+    backward = getattr(method, "backward", None)
+    result = train(
+        model,
+        lambda m, b: method.loss(m, b, reference),
+        unlearn_epochs(data.forget, data.retain, tokenizer, fmt, max_length, settings.batch_size, seed,
+                       alternates=alternates),
+        n_batches(len(data.forget), settings.batch_size),
+        settings,
+        accelerator,
+        parameters=parameters,
+        backward=(lambda m, b: backward(m, b, reference)) if backward else None,
+        desc=f"unlearn:{method_cfg.name}",
+    )
+    if result.status == "ok" and hasattr(method, "finalize"):
+        method.finalize(accelerator.unwrap_model(model), reference)
+    return result
+
+
+def evaluate(bench: Benchmark, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, fmt: PromptFormat,
+             max_length: int, batch_size: int, reference: dict[str, Any] | None) -> EvalOutput:
+    return bench.evaluate(LM(model, tokenizer, fmt, max_length, batch_size), reference)
+
+
+def save_eval(out: EvalOutput, path: Path) -> None:
+    path.write_text(json.dumps(asdict(out)))
+
+
+def load_eval(path: Path) -> EvalOutput:
+    raw = json.loads(path.read_text())
+    raw["metrics"] = [Metric(**m) for m in raw["metrics"]]
+    return EvalOutput(**raw)
+
+
+def check_data(data: BenchData) -> None:
+    """Empty forget sets are errors; forget/retain overlap is a warning with the count."""
+    if not data.forget:
+        raise ValueError("the forget split is empty: nothing to unlearn (check bench.forget_split)")
+    if not data.retain:
+        log.warning("the retain split is empty: retain terms of methods are skipped")
+    overlap = len(set(data.forget) & set(data.retain))
+    if overlap:
+        log.warning("forget and retain splits overlap in %d example(s): retain terms will pull toward forgotten data", overlap)
