@@ -102,3 +102,41 @@ def retain_term(kind: str, model: torch.nn.Module, reference: torch.nn.Module | 
             raise ValueError("retain_loss='kl' needs a reference model")
         return kl_to_reference(model, reference, batch)
     raise ValueError(f"unknown retain_loss '{kind}' (choose from: nll, kl, none)")
+
+
+def check_retain_loss(method: object, kind: str) -> None:
+    """Validate a method's `retain_loss` field at construction, not at the first step: 'kl' needs a reference,
+    so reference-free methods (needs_reference=False) accept only 'nll' or 'none'."""
+    allowed = ("nll", "kl", "none") if getattr(method, "needs_reference", False) else ("nll", "none")
+    if kind not in allowed:
+        raise ValueError(f"{type(method).__name__}: retain_loss='{kind}' is not supported (choose from: {', '.join(allowed)})")
+
+
+def with_retain(
+    forget_loss: torch.Tensor,
+    components: dict[str, float],
+    *,
+    model: torch.nn.Module,
+    reference: torch.nn.Module | None,
+    batch: UnlearnBatch,
+    kind: str = "nll",
+    retain_weight: float = 1.0,
+    forget_weight: float = 1.0,
+) -> LossOutput:
+    """forget_weight * forget_loss + retain_weight * retain_term(kind) — open-unlearning's
+    `gamma * forget_loss + alpha * retain_loss`. The retain term is skipped (not computed) when the weight is 0,
+    the kind is 'none' or the batch has no retain part; it is logged as `retain_<kind>`."""
+    total = forget_weight * forget_loss
+    retain = retain_term(kind, model, reference, batch.retain) if retain_weight != 0 else None
+    if retain is not None:
+        total = total + retain_weight * retain
+        components[f"retain_{kind}"] = retain.item()
+    return LossOutput(total, components)
+
+
+def require_alternate(method: object, batch: UnlearnBatch) -> Batch:
+    """The alternate batch of a method with `alternate` set; a clear error if the runner did not supply it."""
+    if batch.alternate is None:
+        kind = getattr(method, "alternate", None)
+        raise ValueError(f"{type(method).__name__} needs batch.alternate (forget questions with {kind} answers)")
+    return batch.alternate
