@@ -23,6 +23,7 @@ class MetricRow:
     run_id: str = ""
     intent: str = ""
     status: str = "ok"
+    note: str = ""  # free text for non-numeric results, e.g. a diagnostics verdict and the attack behind it
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
