@@ -24,3 +24,25 @@ def tiny_lm():
     tokenizer = train_tokenizer(texts, vocab_size=400)
     model = build_tiny_model(tokenizer, hidden_size=64, num_layers=2, num_heads=2, intermediate_size=128)
     return model, tokenizer
+
+
+@pytest.fixture(scope="session")
+def compose_cfg():
+    """Compose the real config (conf/) with overrides, as the CLI would."""
+    from hydra import compose, initialize_config_module
+
+    from unlearn_bench.config import register_configs
+
+    register_configs()
+
+    def _compose(overrides: list[str]):
+        with initialize_config_module(config_module="unlearn_bench.conf", version_base="1.3"):
+            return compose("config", overrides=overrides)
+
+    return _compose
+
+
+@pytest.fixture
+def smoke_overrides(tmp_path):
+    """A seconds-long run writing to tmp_path (its cache is shared by the test's runs)."""
+    return ["experiment=smoke", f"paths.cache_dir={tmp_path / 'cache'}", f"paths.results_dir={tmp_path / 'results'}"]

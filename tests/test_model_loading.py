@@ -1,0 +1,52 @@
+"""Hub-style models load from a local `save_pretrained` directory and run through the pipeline."""
+from __future__ import annotations
+
+import copy
+import json
+
+import pytest
+
+from unlearn_bench.data.collate import PromptFormat, encode_example
+from unlearn_bench.data.records import QA
+from unlearn_bench.methods.base import IGNORE_INDEX
+from unlearn_bench.runner import run, run_dir_for
+
+
+@pytest.fixture
+def saved_model_dir(tmp_path, tiny_lm):
+    model, tokenizer = tiny_lm
+    path = tmp_path / "local-llama"
+    model.save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path
+
+
+@pytest.mark.slow
+def test_local_save_pretrained_model_runs_end_to_end(compose_cfg, smoke_overrides, saved_model_dir):
+    cfg = compose_cfg(smoke_overrides + [
+        "model=llama2-7b-chat", f"model.path={saved_model_dir}", "model.name=local-llama", "model.prompt_format=plain",
+        "model.dtype=float32", "model.max_length=64", "model.finetune.max_steps=2", "model.finetune.batch_size=8",
+        "model.finetune.grad_accum=1", "method=npo", "method.max_steps=2",
+    ])
+    assert run(cfg).status == "ok"
+    run_dir, _ = run_dir_for(cfg)
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert {r["model"] for r in rows} == {"local-llama"}
+
+
+def test_prompt_formats_mask_the_prompt(tiny_lm):
+    _, tokenizer = tiny_lm
+    for name in ("plain", "phi", "llama2"):
+        ids, labels = encode_example(QA("what is item 3?", "a dog"), tokenizer, PromptFormat(name), 64)
+        n_prompt = len(PromptFormat(name).prompt_ids("what is item 3?", tokenizer))
+        assert labels[:n_prompt] == [IGNORE_INDEX] * n_prompt
+        assert labels[n_prompt:] == ids[n_prompt:] and ids[-1] == tokenizer.eos_token_id
+
+
+def test_chat_format_uses_the_tokenizer_template(tiny_lm):
+    tok = copy.deepcopy(tiny_lm[1])  # keep the shared fixture's tokenizer untouched
+    tok.chat_template = "{% for m in messages %}<s>USER: {{ m['content'] }}\nASSISTANT:{% endfor %}"
+    prompt = PromptFormat("chat").prompt("hi?", tok)
+    assert prompt == "<s>USER: hi?\nASSISTANT:"
+    with pytest.raises(ValueError, match="unknown prompt format"):
+        PromptFormat("nope").prompt("hi?", tok)

@@ -1,0 +1,73 @@
+"""The embedded default end to end, at smoke size: rows, files, cache reuse, resume, divergence."""
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import pytest
+
+from unlearn_bench.runner import run, run_dir_for
+
+pytestmark = pytest.mark.slow
+
+
+def rows_of(run_dir: Path) -> list[dict]:
+    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+
+def value(rows: list[dict], method: str, split: str, metric: str) -> float:
+    (v,) = [r["value"] for r in rows if r["method"] == method and r["split"] == split and r["metric"] == metric]
+    return v
+
+
+def test_smoke_run_cache_and_resume(compose_cfg, smoke_overrides, caplog):
+    caplog.set_level(logging.INFO)
+    cfg = compose_cfg(smoke_overrides + ["method=ga", "method.lr=1e-3", "method.max_steps=6"])
+    record = run(cfg)
+    assert record.status == "ok"
+    run_dir, _ = run_dir_for(cfg)
+    for name in ("config.yaml", "metrics.jsonl", "generations.jsonl", "summary.md", "run.json", "eval_log_forget.json"):
+        assert (run_dir / name).is_file(), name
+    rows = rows_of(run_dir)
+    assert {r["method"] for r in rows} == {"finetuned", "retain", "ga"}
+    assert {r["intent"] for r in rows if r["method"] == "ga"} == {"removal"}
+    metrics = {(r["split"], r["metric"]) for r in rows if r["method"] == "ga"}
+    assert {("summary", "forget_quality"), ("summary", "model_utility"), ("forget", "rouge"), ("forget", "prob"),
+            ("forget", "truth_ratio"), ("retain", "prob"), ("world_facts", "truth_ratio")} <= metrics
+    # Gradient ascent lowers the probability of the forget answers.
+    assert value(rows, "ga", "forget", "prob") < value(rows, "finetuned", "forget", "prob")
+    assert value(rows, "retain", "summary", "forget_quality") == pytest.approx(1.0)
+    assert "ga" in (run_dir / "summary.md").read_text()
+
+    # A second method reuses both fine-tuned models and their evaluations from the cache.
+    caplog.clear()
+    run(compose_cfg(smoke_overrides + ["method=graddiff", "method.max_steps=2"]))
+    assert caplog.text.count("finetune: reusing cached") == 2
+    assert "target model" in caplog.text and "reused from cache" in caplog.text
+
+    # Rerunning a finished config skips it; force=true redoes it.
+    caplog.clear()
+    run(cfg)
+    assert "already exist" in caplog.text
+    (run_dir / "run.json").unlink()  # an interrupted run has no run.json: it is redone
+    caplog.clear()
+    assert run(cfg).status == "ok" and "already exist" not in caplog.text
+
+
+def test_nonfinite_loss_stops_the_run_as_diverged(compose_cfg, smoke_overrides):
+    cfg = compose_cfg(smoke_overrides + ["method=ga", "method.lr=1e30", "method.max_steps=6", "method.max_grad_norm=0"])
+    assert run(cfg).status == "diverged"
+    run_dir, _ = run_dir_for(cfg)
+    info = json.loads((run_dir / "run.json").read_text())
+    assert info["status"] == "diverged" and "non-finite" in info["error"]
+    assert any(r["status"] == "diverged" for r in rows_of(run_dir))
+    assert {"finetuned", "retain"} <= {r["method"] for r in rows_of(run_dir)}  # baselines still recorded
+
+
+def test_empty_forget_split_is_a_clear_error(compose_cfg, smoke_overrides):
+    from unlearn_bench.benchmarks.base import BenchData
+    from unlearn_bench.stages import check_data
+
+    with pytest.raises(ValueError, match="forget split is empty"):
+        check_data(BenchData([], [], [], []))

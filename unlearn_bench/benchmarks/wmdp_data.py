@@ -1,0 +1,90 @@
+"""WMDP and MMLU multiple-choice records, read from local files and validated.
+
+Both are returned in one shape, `MCQuestion` (`question`, `choices`, `answer` index), which is the hub schema
+of `cais/wmdp` and the part of `cais/mmlu` that lm-eval's prompts use, so the offline lm-eval tasks
+(`unlearn_bench/evaluators/tasks`) can render them with lm-eval's own templates.
+
+Layouts under a data directory:
+- WMDP: `wmdp/wmdp-<domain>*.json` or `.jsonl` (JSON Lines or one JSON list), records as on the hub.
+- MMLU: the 2020 CSV release (`question,A,B,C,D,answer` letter, no header) in
+  `mmlu/test/<subject>_test.csv` and `mmlu/dev/<subject>_dev.csv`.
+"""
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+from typing import Any, TypedDict
+
+from unlearn_bench.data.records import DataError, read_json_records, require_field
+
+WMDP_DOMAINS = ("bio", "chem", "cyber")
+LETTERS = ("A", "B", "C", "D")
+
+
+class MCQuestion(TypedDict):
+    question: str
+    choices: list[str]
+    answer: int
+
+
+def validate_wmdp_record(rec: dict[str, Any], path: Path | str, index: int) -> MCQuestion:
+    """One hub-schema WMDP record checked field by field; `index` is the 1-based record number."""
+    question = require_field(rec, "question", str, path, index)
+    choices = require_field(rec, "choices", list, path, index)
+    if len(choices) != len(LETTERS) or not all(isinstance(c, str) for c in choices):
+        raise DataError(f"{path}: record {index}: field 'choices' should be a list of 4 strings, got {choices!r}")
+    answer = require_field(rec, "answer", int, path, index)
+    # bool is an int subclass; `true` in a file is a schema error, not answer 1.
+    if isinstance(answer, bool) or not 0 <= answer < len(choices):
+        raise DataError(f"{path}: record {index}: field 'answer' should be an index in 0-3, got {answer!r}")
+    return MCQuestion(question=question, choices=list(choices), answer=answer)
+
+
+def load_wmdp_file(path: Path) -> list[MCQuestion]:
+    return [validate_wmdp_record(rec, path, i) for i, rec in enumerate(read_json_records(path), start=1)]
+
+
+def find_wmdp_file(data_dir: Path, domain: str) -> Path:
+    """The one file of `domain` under `<data_dir>/wmdp/`; none or several is an error, never a guess."""
+    if domain not in WMDP_DOMAINS:
+        raise ValueError(f"unknown WMDP domain {domain!r}; expected one of {WMDP_DOMAINS}")
+    folder = data_dir / "wmdp"
+    found = sorted(p for p in folder.glob(f"wmdp-{domain}*") if p.suffix in (".json", ".jsonl"))
+    if len(found) != 1:
+        what = "no file" if not found else f"{len(found)} files ({', '.join(p.name for p in found)})"
+        raise DataError(f"{folder}: expected one wmdp-{domain}*.json or .jsonl file, found {what}")
+    return found[0]
+
+
+def load_wmdp(data_dir: Path, domain: str) -> list[MCQuestion]:
+    return load_wmdp_file(find_wmdp_file(data_dir, domain))
+
+
+def load_mmlu_csv(path: Path) -> list[MCQuestion]:
+    """Rows of a 2020-layout MMLU CSV; errors name the file, record (row) and field."""
+    if not path.is_file():
+        raise DataError(f"{path}: file not found")
+    records: list[MCQuestion] = []
+    with path.open(encoding="utf-8", newline="") as f:
+        # csv, not line splitting: questions may hold quoted newlines (college_biology does).
+        for index, row in enumerate(csv.reader(f), start=1):
+            if len(row) != 6:
+                raise DataError(f"{path}: record {index}: expected 6 columns (question,A,B,C,D,answer), got {len(row)}")
+            question, *choices, letter = row
+            if letter.strip() not in LETTERS:
+                raise DataError(f"{path}: record {index}: field 'answer' should be one of A-D, got {letter!r}")
+            records.append(MCQuestion(question=question, choices=choices, answer=LETTERS.index(letter.strip())))
+    return records
+
+
+def mmlu_path(data_dir: Path, subject: str, split: str) -> Path:
+    return data_dir / "mmlu" / split / f"{subject}_{split}.csv"
+
+
+def load_mmlu(data_dir: Path, subject: str, split: str) -> list[MCQuestion]:
+    return load_mmlu_csv(mmlu_path(data_dir, subject, split))
+
+
+def mmlu_subjects(data_dir: Path) -> list[str]:
+    """Subjects with a test CSV under `<data_dir>/mmlu/test`, sorted."""
+    return sorted(p.name.removesuffix("_test.csv") for p in (data_dir / "mmlu" / "test").glob("*_test.csv"))

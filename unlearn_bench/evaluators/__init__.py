@@ -1,0 +1,1 @@
+"""Evaluations delegated to external harnesses (lm-evaluation-harness for multiple choice)."""
