@@ -1,0 +1,157 @@
+"""Report figures (PNG + SVG, one set per bench x model), written atomically.
+
+  <bench>__<model>__tradeoff   forget quality (log y) vs model utility, mean ± std per method; the finetuned and
+                               retain baselines as distinct reference markers; drawn when both metrics exist
+  <bench>__<model>__bars       one panel per summary column, bars = mean over seeds, error bars = std
+  <bench>__<model>__<series>   curves over a sequential/scalability sweep (see below)
+
+Sweep convention: a split named `<series>_<n>` (e.g. `request_1`, `request_2`, ...) holds the metrics after step
+n of that series; each metric becomes a panel with step on x and one line per method (mean ± std over seeds).
+Methods whose runs diverged or failed keep their place, labelled with their status; a method with no value is
+named in the panel ("n/a") rather than dropped.
+"""
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure  # no pyplot: no global figure state, no GUI backend
+from matplotlib.patches import Patch
+from matplotlib.ticker import MaxNLocator
+
+STEP_SPLIT = re.compile(r"^(?P<series>[A-Za-z][A-Za-z0-9]*)_(?P<step>\d+)$")
+BASELINE_STYLE = {"finetuned": dict(marker="*", color="black", s=180), "retain": dict(marker="D", color="tab:green", s=80)}
+INTENT_COLOR = {"removal": "tab:blue", "suppression": "tab:orange", "baseline": "tab:gray"}
+INTENT_MARKER = {"removal": "o", "suppression": "s"}
+ARROW = {True: " ↑", False: " ↓"}
+
+
+def is_step_split(split: str) -> bool:
+    return STEP_SPLIT.match(split) is not None
+
+
+def write_atomically(path: Path, write: Callable[[Path], None]) -> None:
+    """Call `write(tmp)` on a temp file beside `path`, then rename it over `path` (for savefig, to_parquet)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_figure(fig: Figure, stem: Path) -> list[Path]:
+    paths = [stem.with_name(f"{stem.name}.{fmt}") for fmt in ("png", "svg")]
+    for path in paths:
+        # The format is explicit because the temp file's suffix is .tmp.
+        write_atomically(path, lambda tmp, fmt=path.suffix[1:]: fig.savefig(tmp, format=fmt))
+    return paths
+
+
+def _label(method: str, status: str) -> str:
+    return method if status == "ok" else f"{method} ({status})"
+
+
+def tradeoff_figure(stats: pd.DataFrame) -> Figure | None:
+    """Forget quality vs model utility for one bench x model; None when either metric is absent."""
+    wide = stats.set_index(["method", "intent", "status", "column"])[["mean", "std"]].unstack("column")
+    if ("mean", "forget_quality") not in wide.columns or ("mean", "model_utility") not in wide.columns:
+        return None
+    fig = Figure(figsize=(6, 4.5), layout="constrained")
+    ax = fig.add_subplot()
+    missing = []
+    for i, ((method, intent, status), row) in enumerate(wide.iterrows()):
+        x, y = row[("mean", "model_utility")], row[("mean", "forget_quality")]
+        if np.isnan(x) or np.isnan(y):
+            missing.append(_label(method, status))
+            continue
+        # Colour tells methods apart; shape tells intent (o removal, s suppression).
+        style = BASELINE_STYLE.get(method, dict(marker=INTENT_MARKER.get(intent, "^"), color=f"C{i % 10}", s=50))
+        face = style["color"] if status == "ok" else "none"  # hollow: diverged or failed
+        ax.errorbar(x, y, xerr=np.nan_to_num(row[("std", "model_utility")]), yerr=np.nan_to_num(row[("std", "forget_quality")]),
+                    fmt="none", ecolor=style["color"], alpha=0.5)
+        ax.scatter(x, y, marker=style["marker"], s=style["s"], edgecolors=style["color"], facecolors=face, label=_label(method, status), zorder=3)
+    ax.set_yscale("log", nonpositive="clip")
+    ax.set_xlabel("model utility ↑")
+    ax.set_ylabel("forget quality ↑ (log)")
+    if missing:
+        ax.set_title("n/a: " + ", ".join(missing), fontsize=8)
+    ax.legend(fontsize=7, loc="best")
+    return fig
+
+
+def bars_figure(stats: pd.DataFrame) -> Figure:
+    """One panel per summary column for one bench x model: mean over seeds with std error bars."""
+    columns = list(dict.fromkeys(stats["column"]))
+    methods = stats.drop_duplicates("method")[["method", "intent", "status"]]
+    ncols = min(len(columns), 3)
+    nrows = -(-len(columns) // ncols)
+    fig = Figure(figsize=(4 * ncols, 3.2 * nrows), layout="constrained")
+    for i, column in enumerate(columns):
+        ax = fig.add_subplot(nrows, ncols, i + 1)
+        col = methods.merge(stats[stats["column"] == column], on=["method", "intent", "status"], how="left")
+        xs = np.arange(len(col))
+        ax.bar(xs, col["mean"].fillna(0), yerr=col["std"].fillna(0), capsize=3, color=[INTENT_COLOR.get(it, "tab:purple") for it in col["intent"]])
+        for x, n in zip(xs, col["n"].fillna(0)):
+            if n == 0:
+                ax.text(x, 0, "n/a", ha="center", va="bottom", fontsize=7, rotation=90)
+        ax.set_xticks(xs, [_label(m, s) for m, s in zip(col["method"], col["status"])], rotation=45, ha="right", fontsize=7)
+        higher = col["higher_is_better"].dropna()
+        ax.set_title(column + (ARROW[bool(higher.iloc[0])] if not higher.empty else ""), fontsize=9)
+    intents = [it for it in INTENT_COLOR if it in set(methods["intent"])]
+    fig.legend(handles=[Patch(color=INTENT_COLOR[it], label=it) for it in intents], loc="outside lower center", ncols=len(intents) or 1, fontsize=8)
+    return fig
+
+
+def step_rows(df: pd.DataFrame) -> pd.DataFrame:
+    """The rows of `<series>_<n>` splits with `series` and integer `step` columns added."""
+    parts = df["split"].str.extract(STEP_SPLIT)
+    rows = df.assign(series=parts["series"], step=pd.to_numeric(parts["step"]))
+    return rows[rows["series"].notna() & rows["value"].notna()]
+
+
+def curves_figure(rows: pd.DataFrame) -> Figure | None:
+    """Metric vs step for one bench x model x series, a line per method; None with fewer than two steps."""
+    if rows["step"].nunique() < 2:
+        return None
+    metrics = sorted(rows["metric"].unique())
+    fig = Figure(figsize=(4.5 * len(metrics), 3.5), layout="constrained")
+    for i, metric in enumerate(metrics):
+        ax = fig.add_subplot(1, len(metrics), i + 1)
+        for (method, status), g in rows[rows["metric"] == metric].groupby(["method", "status"]):
+            curve = g.groupby("step")["value"].agg(["mean", "std"]).fillna({"std": 0})
+            ax.errorbar(curve.index, curve["mean"], yerr=curve["std"], marker="o", capsize=2, label=_label(method, status),
+                        linestyle="-" if status == "ok" else "--")
+        higher = rows.loc[rows["metric"] == metric, "higher_is_better"].dropna()
+        ax.set_title(metric + (ARROW[bool(higher.iloc[0])] if not higher.empty else ""), fontsize=9)
+        ax.set_xlabel(rows["series"].iloc[0])
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.legend(fontsize=7)
+    return fig
+
+
+def _stem(out_dir: Path, *parts: str) -> Path:
+    return out_dir / "__".join(re.sub(r"[^\w.-]+", "_", p) for p in parts)
+
+
+def write_plots(df: pd.DataFrame, stats: pd.DataFrame, out_dir: Path) -> list[Path]:
+    """All figures for the long table `df` and its summary statistics `stats` (see report.summarize_bench)."""
+    written: list[Path] = []
+    if not stats.empty:
+        for (bench, model), group in stats.groupby(["bench", "model"], sort=True):
+            if (fig := tradeoff_figure(group)) is not None:
+                written += save_figure(fig, _stem(out_dir, bench, model, "tradeoff"))
+            written += save_figure(bars_figure(group), _stem(out_dir, bench, model, "bars"))
+    steps = step_rows(df)
+    for (bench, model, series), group in steps.groupby(["bench", "model", "series"], sort=True):
+        if (fig := curves_figure(group)) is not None:
+            written += save_figure(fig, _stem(out_dir, bench, model, series))
+    return written

@@ -1,0 +1,262 @@
+"""`unlearn-bench-report`: every finished run under a results folder in one long table, a wide summary and plots.
+
+Outputs (in --out, default `<results>/report`):
+  all_runs.parquet / all_runs.csv   one row per run x split x metric (MetricRow fields + config_hash, run_dir, error)
+  summary.md / summary.csv          rows: bench x model x method; columns: the bench's headline metrics as
+                                    "mean ± std" over seeds (↑/↓: higher/lower is better), intent, status, seeds
+  plots/*.png, plots/*.svg          see unlearn_bench.plots
+
+Runs without a valid run.json are incomplete and skipped (with a warning); diverged and failed runs are kept
+and labelled, and a failed run that wrote no metrics still gets one row (value null) so it shows up.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+from dataclasses import dataclass, field
+from fnmatch import fnmatchcase
+from pathlib import Path
+from typing import Sequence
+
+import pandas as pd
+from omegaconf import OmegaConf
+
+from unlearn_bench import plots
+from unlearn_bench.resume import RUN_STATUSES, read_metric_rows, read_run_info, run_is_complete
+from unlearn_bench.results import MetricRow, atomic_write_text
+
+log = logging.getLogger(__name__)
+
+ROW_KEYS = ["bench", "model", "method", "seed", "split", "metric"]
+# The runner's marker row of a method that produced no metrics (split "run", metric "status", value null).
+RUN_SPLIT = "run"
+
+
+@dataclass(frozen=True)
+class Headline:
+    """Summary column(s) for the rows whose split and metric match these fnmatch patterns (case-sensitive).
+
+    `column` names the column when exactly one (split, metric) pair matches; otherwise each pair gets
+    "split/metric". Patterns keep this table valid while adapters settle on exact split names.
+    """
+
+    split: str
+    metric: str
+    column: str | None = None
+
+
+# TOFU names as evaluation/qa_eval.py writes them: split "summary" for the two aggregates.
+_TOFU = (
+    Headline("summary", "forget_quality", "forget_quality"),
+    Headline("summary", "model_utility", "model_utility"),
+    Headline("forget", "rouge*", "forget/rougeL"),
+    Headline("forget", "prob", "forget/prob"),
+    Headline("forget", "truth_ratio", "forget/truth_ratio"),
+)
+HEADLINE_METRICS: dict[str, tuple[Headline, ...]] = {
+    "tofu": _TOFU,
+    "fictitious": _TOFU,
+    "muse": (
+        Headline("forget*", "verbmem*", "verbmem_forget"),
+        Headline("forget*", "knowmem*", "knowmem_forget"),
+        Headline("retain*", "knowmem*", "knowmem_retain"),
+        Headline("*", "privleak*", "privleak"),
+    ),
+    "wmdp": (Headline("wmdp*", "acc*"), Headline("mmlu*", "acc*")),
+    "rwku": (
+        Headline("forget*", "fb*"),
+        Headline("forget*", "qa*"),
+        Headline("forget*", "aa*"),
+        Headline("neighbor*", "fb*"),
+        Headline("neighbor*", "qa*"),
+        Headline("mmlu*", "acc*"),
+    ),
+}
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    split: str
+    metric: str
+
+
+@dataclass
+class ReportPaths:
+    long_parquet: Path
+    long_csv: Path
+    summary_md: Path
+    summary_csv: Path
+    plots: list[Path] = field(default_factory=list)
+
+
+def load_run_rows(run_dir: Path, results_dir: Path) -> list[dict]:
+    """A complete run's metric rows, with the run's status on its own method's rows and run.json fields added."""
+    info = read_run_info(run_dir)
+    method = run_dir.parent.name  # layout: <bench>/<model>/<method>/<run-id>/
+    metrics_path = run_dir / "metrics.jsonl"
+    rows = read_metric_rows(metrics_path) if metrics_path.is_file() else []
+    if not any(r.method == method for r in rows):
+        # A run that failed before writing metrics must still appear: it gets the runner's marker row.
+        bench, model = run_dir.parent.parent.parent.name, run_dir.parent.parent.name
+        seed = OmegaConf.load(run_dir / "config.yaml").get("seed", 0)
+        run_id = info.get("run_id") or run_dir.name
+        rows.append(MetricRow(bench, model, method, RUN_SPLIT, "status", None, None, seed=int(seed), run_id=run_id))
+    extra = {"config_hash": info["config_hash"], "run_dir": run_dir.relative_to(results_dir).as_posix(), "error": info.get("error")}
+    records = []
+    for row in rows:
+        record = {**row.to_dict(), **extra}
+        if row.method == method:
+            record["status"] = info["status"]  # run.json is written last, so it has the final word
+        records.append(record)
+    return records
+
+
+def collect_runs(results_dir: Path) -> pd.DataFrame:
+    """The long table of every complete run; baseline rows (repeated in every run) kept once per seed."""
+    results_dir = Path(results_dir)
+    if not results_dir.is_dir():
+        raise FileNotFoundError(f"{results_dir}: results folder not found")
+    run_dirs = sorted({p.parent for name in ("run.json", "metrics.jsonl") for p in results_dir.rglob(name)})
+    records = []
+    for run_dir in run_dirs:
+        if not run_is_complete(run_dir):
+            log.warning("%s: incomplete run (no valid run.json or unreadable files), skipped", run_dir)
+            continue
+        records.extend(load_run_rows(run_dir, results_dir))
+    columns = [*MetricRow.__dataclass_fields__, "config_hash", "run_dir", "error"]
+    df = pd.DataFrame.from_records(records, columns=columns)
+    df["value"] = df["value"].astype("float64")
+    df["seed"] = df["seed"].astype("int64")
+    baseline = df["intent"] == "baseline"
+    # Prefer an "ok" copy of a repeated baseline row, then the first run id, so the choice is reproducible.
+    deduped = (
+        df[baseline]
+        .assign(_not_ok=lambda d: d["status"] != "ok")
+        .sort_values(["_not_ok", "run_id"], kind="stable")
+        .drop_duplicates(ROW_KEYS)
+        .drop(columns="_not_ok")
+    )
+    return pd.concat([df[~baseline], deduped]).sort_values([*ROW_KEYS, "run_id"], kind="stable").reset_index(drop=True)
+
+
+def summary_columns(bench: str, pairs: Sequence[tuple[str, str]]) -> list[Column]:
+    """The headline columns of a bench present in `pairs` (split, metric); all pairs if none is present."""
+    columns: list[Column] = []
+    for head in HEADLINE_METRICS.get(bench, ()):
+        matched = sorted(p for p in pairs if fnmatchcase(p[0], head.split) and fnmatchcase(p[1], head.metric))
+        for split, metric in matched:
+            name = head.column if head.column and len(matched) == 1 else f"{split}/{metric}"
+            if all(c.name != name for c in columns):
+                columns.append(Column(name, split, metric))
+    return columns or [Column(f"{s}/{m}", s, m) for s, m in sorted(pairs)]
+
+
+def format_mean_std(mean: float, std: float, n: int, seeds: int) -> str:
+    """'mean ± std' over n values, '(n=2)' appended when some of the seeds have no value; n/a for none."""
+    if n == 0:
+        return "n/a"
+    # Equal values give a std of float round-off (1e-16), which would read as real spread.
+    text = f"{mean:.3g}" if n == 1 else f"{mean:.3g} ± {0.0 if std <= 1e-9 * abs(mean) else std:.2g}"
+    return text if n >= seeds else f"{text} (n={n})"
+
+
+def format_status(runs: pd.DataFrame) -> str:
+    """'ok' when every run is ok, else counts such as '2 ok, 1 diverged'."""
+    counts = runs.drop_duplicates(["seed", "run_id"])["status"].value_counts()
+    if list(counts.index) == ["ok"]:
+        return "ok"
+    order = [s for s in RUN_STATUSES if s in counts] + sorted(set(counts.index) - set(RUN_STATUSES))
+    return ", ".join(f"{counts[s]} {s}" for s in order)
+
+
+def _direction(higher_is_better: pd.Series) -> bool | None:
+    known = higher_is_better.dropna()
+    return None if known.empty else bool(known.iloc[0])
+
+
+def _method_order(group: pd.DataFrame) -> tuple[str, int, str]:
+    # Baselines (finetuned, retain) first in each model's block, as the reference rows.
+    return (str(group["model"].iloc[0]), 0 if (group["intent"] == "baseline").any() else 1, str(group["method"].iloc[0]))
+
+
+def summarize_bench(df: pd.DataFrame, bench: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """One bench's wide summary (one row per model x method, formatted cells) and the tidy statistics behind it
+    (bench, model, method, intent, status, column, mean, std over seeds (ddof=1), n, higher_is_better)."""
+    rows = df[df["bench"] == bench]
+    measured = rows[rows["split"] != RUN_SPLIT]
+    metric_rows = measured[~measured["split"].map(plots.is_step_split)]
+    if metric_rows.empty:  # only step-wise rows (a sequential sweep): summarize those rather than nothing
+        metric_rows = measured
+    columns = summary_columns(bench, sorted(set(zip(metric_rows["split"], metric_rows["metric"]))))
+    directions = {
+        col.name: _direction(metric_rows.loc[(metric_rows["split"] == col.split) & (metric_rows["metric"] == col.metric), "higher_is_better"])
+        for col in columns
+    }
+    wide, stats = [], []
+    for group in sorted((g for _, g in rows.groupby(["model", "method"])), key=_method_order):
+        intents = group.loc[group["intent"] != "", "intent"]
+        head = {
+            "bench": bench,
+            "model": group["model"].iloc[0],
+            "method": group["method"].iloc[0],
+            "intent": intents.iloc[0] if not intents.empty else "?",
+            "status": format_status(group),
+        }
+        seeds = group["seed"].nunique()
+        record = {**head, "seeds": seeds}
+        for col in columns:
+            values = group.loc[(group["split"] == col.split) & (group["metric"] == col.metric), "value"].dropna()
+            higher = directions[col.name]
+            mean, std, n = values.mean(), values.std(), len(values)
+            stats.append({**head, "column": col.name, "mean": mean, "std": std, "n": n, "higher_is_better": higher})
+            record[col.name + {True: " ↑", False: " ↓", None: ""}[higher]] = format_mean_std(mean, std, n, seeds)
+        wide.append(record)
+    return pd.DataFrame(wide), pd.DataFrame(stats)
+
+
+def _md_cell(x: object) -> str:
+    return str(x).replace("|", "\\|")
+
+
+def markdown_table(table: pd.DataFrame) -> str:
+    lines = ["| " + " | ".join(map(_md_cell, table.columns)) + " |", "|" + "---|" * len(table.columns)]
+    lines += ["| " + " | ".join(map(_md_cell, row)) + " |" for row in table.itertuples(index=False)]
+    return "\n".join(lines) + "\n"
+
+
+def build_report(results_dir: Path, out_dir: Path) -> ReportPaths:
+    """Collect every complete run under `results_dir` and write the tables and plots into `out_dir`."""
+    results_dir, out_dir = Path(results_dir), Path(out_dir)
+    df = collect_runs(results_dir)
+    paths = ReportPaths(out_dir / "all_runs.parquet", out_dir / "all_runs.csv", out_dir / "summary.md", out_dir / "summary.csv")
+    plots.write_atomically(paths.long_parquet, lambda tmp: df.to_parquet(tmp, index=False))
+    atomic_write_text(paths.long_csv, df.to_csv(index=False))
+
+    summaries = {bench: summarize_bench(df, bench) for bench in sorted(df["bench"].unique())}
+    md = [f"# Unlearning results\n\n{df['run_dir'].nunique()} runs from `{results_dir}`. "
+          "Cells: mean ± sample std over seeds; ↑/↓: higher/lower is better; n/a: no value (see status).\n"]
+    md += [f"\n## {bench}\n\n{markdown_table(wide)}" for bench, (wide, _) in summaries.items()]
+    atomic_write_text(paths.summary_md, "".join(md))
+    wide_all = pd.concat([wide for wide, _ in summaries.values()], ignore_index=True) if summaries else pd.DataFrame()
+    atomic_write_text(paths.summary_csv, wide_all.fillna("").to_csv(index=False))
+
+    stats = pd.concat([st for _, st in summaries.values()], ignore_index=True) if summaries else pd.DataFrame()
+    paths.plots = plots.write_plots(df, stats, out_dir / "plots")
+    return paths
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="unlearn-bench-report", description=__doc__.splitlines()[0])
+    parser.add_argument("results_dir", type=Path, help="folder holding <bench>/<model>/<method>/<run-id>/ runs")
+    parser.add_argument("--out", type=Path, default=None, help="output folder (default: <results_dir>/report)")
+    args = parser.parse_args(argv)
+    if not args.results_dir.is_dir():
+        parser.error(f"{args.results_dir}: results folder not found")
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+    paths = build_report(args.results_dir, args.out or args.results_dir / "report")
+    print(f"summary: {paths.summary_md}\nlong table: {paths.long_parquet}\nplots: {len(paths.plots)} files in {paths.summary_md.parent / 'plots'}")
+
+
+if __name__ == "__main__":
+    main()
