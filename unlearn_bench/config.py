@@ -15,6 +15,7 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
 
 from unlearn_bench.benchmarks.registry import BENCHMARKS, bench_config_class
+from unlearn_bench.diagnostics import DiagnosticsConfig
 from unlearn_bench.methods.registry import method_classes
 
 
@@ -78,6 +79,7 @@ class EvalConfig:
     batch_size: int = 32
     utility: UtilityEvalConfig = field(default_factory=UtilityEvalConfig)
     diagnostics: list[str] = field(default_factory=list)
+    diag: DiagnosticsConfig = field(default_factory=DiagnosticsConfig)  # per-diagnostic settings
 
 
 @dataclass

@@ -61,8 +61,10 @@ class LM:
         return out
 
     @torch.inference_mode()
-    def generate(self, questions: Sequence[str], max_new_tokens: int = 200, raw: bool = False) -> list[str]:
-        """Greedy continuation of each prompt (only the new text), stopping at EOS."""
+    def generate(self, questions: Sequence[str], max_new_tokens: int = 200, raw: bool = False,
+                 sample: bool = False) -> list[str]:
+        """Greedy continuation of each prompt (only the new text), stopping at EOS; `sample=True` draws from the
+        full distribution at temperature 1 instead (seed torch first)."""
         prompts = [
             self.tokenizer(q)["input_ids"] if raw else self.fmt.prompt_ids(q, self.tokenizer) for q in questions
         ]
@@ -83,7 +85,8 @@ class LM:
                 input_ids=input_ids.to(device),
                 attention_mask=mask.to(device),
                 max_new_tokens=max_new_tokens,
-                do_sample=False,
+                do_sample=sample,
+                **({"temperature": 1.0, "top_k": 0, "top_p": 1.0} if sample else {}),
                 num_beams=1,
                 pad_token_id=self.pad_id,
                 eos_token_id=self.tokenizer.eos_token_id,

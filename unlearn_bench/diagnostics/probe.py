@@ -1,0 +1,118 @@
+"""Representation probe: is a forgotten attribute still linearly readable from the hidden states?
+
+A logistic-regression probe on one layer's hidden states (mean over the question's tokens) is trained on
+retain questions to predict an attribute value (e.g. the genre in "What genre does X write?",
+`EvalQA.meta["attribute"]`/`["value"]`) and tested on the forget questions of the same attribute
+(the question and its paraphrase). Probing as in Lynch et al. 2024 (arXiv:2402.16835, "latent knowledge"
+probes) and Patil et al. 2024, "Can sensitive information be deleted from LLMs?" (ICLR, arXiv:2309.17410):
+outputs can hide what intermediate representations still encode. The retain model, which never saw the forget
+authors, is the baseline: accuracy above it means the information is still present; recovery is
+(unlearned - retain) / (finetuned - retain).
+"""
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from dataclasses import dataclass
+from typing import Optional, Sequence
+
+import numpy as np
+import torch
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from unlearn_bench.data.collate import pad_batch
+from unlearn_bench.data.records import EvalQA, iter_chunks
+from unlearn_bench.device import eval_device
+from unlearn_bench.diagnostics.common import DiagInputs, DiagResult, compare
+from unlearn_bench.evaluation.lm import LM
+from unlearn_bench.models import loading
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ProbeConfig:
+    layer: Optional[int] = None      # index into hidden_states (0 = embeddings); None = the middle layer
+    attribute: Optional[int] = None  # meta["attribute"] to predict; None = chosen by `choose_attribute`
+    C: float = 1.0                   # inverse L2 strength of the logistic regression
+
+
+def choose_attribute(train: Sequence[EvalQA], test: Sequence[EvalQA]) -> int | None:
+    """The attribute whose forget values are most often among the retain values (a probe can only predict
+    values it was trained on), ties to the fewest classes; None when no attribute qualifies."""
+    best, best_key = None, None
+    for attr in {ex.meta["attribute"] for ex in test if "attribute" in ex.meta}:
+        seen = {ex.meta["value"] for ex in train if ex.meta.get("attribute") == attr}
+        values = [ex.meta["value"] for ex in test if ex.meta.get("attribute") == attr]
+        coverage = sum(v in seen for v in values) / len(values)
+        key = (coverage, -len(seen))
+        if coverage > 0 and len(seen) > 1 and (best_key is None or key > best_key):
+            best, best_key = attr, key
+    return best
+
+
+def labelled_questions(examples: Sequence[EvalQA], attribute: int) -> tuple[list[str], list[str]]:
+    """(questions, values) of one attribute: each question and, where present, its paraphrase."""
+    questions, values = [], []
+    for ex in examples:
+        if ex.meta.get("attribute") == attribute:
+            for q in (ex.question, ex.paraphrased_question):
+                if q:
+                    questions.append(q)
+                    values.append(ex.meta["value"])
+    return questions, values
+
+
+@torch.inference_mode()
+def question_features(lm: LM, questions: Sequence[str], layer: int) -> np.ndarray:
+    """Hidden states of `layer`, mean over each prompted question's tokens: [n, hidden]."""
+    device = eval_device(lm.model)
+    lm.model.eval()
+    out = []
+    for chunk in iter_chunks(list(questions), lm.batch_size):
+        ids = [lm.fmt.prompt_ids(q, lm.tokenizer)[-lm.max_length :] for q in chunk]
+        batch = pad_batch([(i, i) for i in ids], lm.pad_id).to(device)
+        hidden = lm.model(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
+                          output_hidden_states=True).hidden_states[layer].float()
+        mask = batch.attention_mask.unsqueeze(-1).float()
+        out.append(((hidden * mask).sum(1) / mask.sum(1)).cpu().numpy())
+    return np.concatenate(out)
+
+
+def probe_correct(train_x: np.ndarray, train_y: Sequence[str], test_x: np.ndarray, test_y: Sequence[str],
+                  C: float, seed: int) -> np.ndarray:
+    """1 per test example the probe (standardised features, logistic regression) labels correctly."""
+    probe = make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=2000, random_state=seed))
+    probe.fit(train_x, list(train_y))
+    return (probe.predict(test_x) == np.asarray(test_y)).astype(float)
+
+
+def run(inputs: DiagInputs, cfg: ProbeConfig) -> DiagResult:
+    # The uncapped splits where the adapter exposes them: the probe needs many retain authors to learn from.
+    splits = inputs.bench.splits() if hasattr(inputs.bench, "splits") else inputs.bench.eval_splits()
+    train, test = splits["retain"], inputs.forget_examples
+    attribute = cfg.attribute if cfg.attribute is not None else choose_attribute(train, test)
+    if attribute is None:
+        log.warning("probe: no attribute (EvalQA.meta attribute/value) shared by retain and forget questions; skipping")
+        return DiagResult()
+    (train_q, train_y), (test_q, test_y) = labelled_questions(train, attribute), labelled_questions(test, attribute)
+    if len(set(train_y)) < 2 or not test_q:
+        raise ValueError(f"eval.diag.probe.attribute={attribute}: needs >= 2 values among retain questions and "
+                         f"some forget questions, got {len(set(train_y))} values and {len(test_q)} questions")
+    n_layers = inputs.model.config.num_hidden_layers
+    layer = cfg.layer if cfg.layer is not None else n_layers // 2
+    if not 0 <= layer <= n_layers:
+        raise ValueError(f"eval.diag.probe.layer={layer}: the model has hidden states 0..{n_layers}")
+    correct = {}
+    for role in ("unlearned", "finetuned", "retain"):
+        model = inputs.model if role == "unlearned" else loading.load_saved(inputs.model_dirs[role], inputs.cfg.model).to(inputs.accelerator.device)
+        lm = inputs.lm(model)
+        correct[role] = {"acc": probe_correct(question_features(lm, train_q, layer), train_y,
+                                              question_features(lm, test_q, layer), test_y, cfg.C, inputs.cfg.seed)}
+    log.info("probe: attribute %s, layer %d, %d train / %d test questions, top classes %s", attribute, layer,
+             len(train_q), len(test_q), Counter(train_y).most_common(3))
+    # the retain model stands where an attack's unlearned baseline stands: what "never learned" looks like
+    refs = {"unlearned": correct["retain"], "finetuned": correct["finetuned"], "retain": correct["retain"]}
+    return compare("probe", correct["unlearned"], refs, None, inputs.min_gap)

@@ -1,0 +1,65 @@
+"""Sequential unlearning: the forget set split into K requests, unlearned one after another from the fine-tuned
+model, each request starting from the previous result; the bench's metrics after every request.
+
+MUSE's sustainability criterion (Shi et al. 2024, "MUSE: Machine unlearning six-way evaluation for language
+models", arXiv:2407.06460, swj0419/muse_bench) unlearns successive forget batches and tracks utility after
+each; TOFU-style forget metrics after each request show whether earlier requests stay forgotten. Rows have
+the split `diag/sequential/request_<k>`, one per metric named in `metrics` (`<split>_<metric>`, or the bare
+name for `summary` metrics, as in TOFU's summary keys).
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+from dataclasses import dataclass, field
+
+from unlearn_bench import stages
+from unlearn_bench.benchmarks.base import Metric
+from unlearn_bench.diagnostics.common import DiagInputs, DiagResult
+from unlearn_bench.models import loading
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class SequentialConfig:
+    requests: int = 3
+    metrics: list[str] = field(default_factory=lambda: ["model_utility", "forget_quality", "forget_rouge", "forget_prob"])
+
+
+def split_requests(n: int, k: int) -> list[range]:
+    """k contiguous, near-equal index ranges covering 0..n-1 (contiguous keeps an author's questions together
+    where the bench lists them by author)."""
+    if not 1 <= k <= n:
+        raise ValueError(f"eval.diag.sequential.requests={k} must be in 1..{n} (the forget set's size)")
+    bounds = [round(i * n / k) for i in range(k + 1)]
+    return [range(a, b) for a, b in zip(bounds, bounds[1:])]
+
+
+def metric_name(m: Metric) -> str:
+    return m.metric if m.split == "summary" else f"{m.split}_{m.metric}"
+
+
+def run(inputs: DiagInputs, cfg: SequentialConfig) -> DiagResult:
+    run_cfg, data = inputs.cfg, inputs.data
+    model = loading.load_saved(inputs.model_dirs["finetuned"], run_cfg.model)
+    out = DiagResult()
+    for k, idx in enumerate(split_requests(len(data.forget), cfg.requests), start=1):
+        request = dataclasses.replace(
+            data, forget=[data.forget[i] for i in idx],
+            forget_perturbed=[data.forget_perturbed[i] for i in idx] if data.forget_perturbed else [])
+        result = stages.unlearn(model, inputs.tokenizer, inputs.new_method(), run_cfg.method, request, inputs.fmt,
+                                run_cfg.model.max_length, run_cfg.seed, inputs.accelerator)
+        if result.status != "ok":
+            log.warning("sequential unlearning diverged at request %d (%s): later requests skipped", k, result.message)
+            break
+        model = inputs.accelerator.unwrap_model(model)
+        evaluated = stages.evaluate(inputs.bench, model, inputs.tokenizer, inputs.fmt, run_cfg.model.max_length,
+                                    run_cfg.eval.batch_size, inputs.evals["retain"].reference_data)
+        found = {metric_name(m): m for m in evaluated.metrics}
+        missing = [name for name in cfg.metrics if name not in found]
+        if missing:
+            raise ValueError(f"eval.diag.sequential.metrics: {missing} not among the bench's metrics {sorted(found)}")
+        out.metrics += [Metric(f"diag/sequential/request_{k}", name, found[name].value, found[name].higher_is_better)
+                        for name in cfg.metrics]
+    return out
