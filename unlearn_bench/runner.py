@@ -20,10 +20,12 @@ from unlearn_bench.benchmarks.registry import build_benchmark
 from unlearn_bench.cache import cached_stage, config_hash
 from unlearn_bench.data.collate import PromptFormat
 from unlearn_bench.device import make_accelerator, seed_everything
+from unlearn_bench.diagnostics import check_names, run_diagnostics
 from unlearn_bench.methods.registry import method_class
 from unlearn_bench.models import loading
 from unlearn_bench.results import MetricRow
 from unlearn_bench.run_output import RunRecord, existing_run, write_run
+from unlearn_bench.utility import utility_metrics
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +79,7 @@ def run(cfg: DictConfig) -> RunRecord:
         return done
     seed_everything(cfg.seed)
     method = build_method(cfg.method)  # fail on bad method settings before any training
+    check_names(cfg.eval.diagnostics)
     bench = build_benchmark(cfg.bench)
     data = bench.data()
     stages.check_data(data)
@@ -96,7 +99,12 @@ def run(cfg: DictConfig) -> RunRecord:
     if result.status == "ok":
         unlearned_eval = stages.evaluate(bench, ctx.accelerator.unwrap_model(model), tokenizer, ctx.fmt,
                                          cfg.model.max_length, cfg.eval.batch_size, retain_eval.reference_data)
+        unlearned_eval.metrics += utility_metrics(ctx.accelerator.unwrap_model(model), tokenizer, cfg.eval)
     rows = metric_rows(cfg, run_id, {"finetuned": target_eval, "retain": retain_eval}, unlearned_eval, result.status)
+    if unlearned_eval is not None and cfg.eval.diagnostics:
+        rows += run_diagnostics(ctx, ctx.accelerator.unwrap_model(model), tokenizer, run_id, lambda: build_method(cfg.method),
+                                {"unlearned": unlearned_eval, "finetuned": target_eval, "retain": retain_eval},
+                                {"finetuned": target_dir, "retain": retain_dir})
     record = RunRecord(status=result.status, run_id=run_id, config_hash=run_id, error=result.message or None,
                        seconds=round(time.time() - start, 1))
     write_run(run_dir, cfg, record, rows, unlearned_eval, result.history)
@@ -124,12 +132,14 @@ def finetuned_model(ctx: Context, role: str, examples: list, tokenizer: Any) -> 
 
 def cached_eval(ctx: Context, role: str, model_dir: Path, reference: dict[str, Any] | None) -> EvalOutput:
     cfg = ctx.cfg
-    key = {"model": ctx.model_key(role), "bench": OmegaConf.to_container(cfg.bench, resolve=True)}
+    key = {"model": ctx.model_key(role), "bench": OmegaConf.to_container(cfg.bench, resolve=True),
+           "utility": OmegaConf.to_container(cfg.eval.utility, resolve=True)}
 
     def build(out: Path) -> None:
         model = loading.load_saved(model_dir, cfg.model).to(ctx.accelerator.device)
         tok = loading.load_tokenizer(model_dir, cfg.model)
         result = stages.evaluate(ctx.bench, model, tok, ctx.fmt, cfg.model.max_length, cfg.eval.batch_size, reference)
+        result.metrics += utility_metrics(model, tok, cfg.eval)
         stages.save_eval(result, out / "eval.json")
 
     path, hit = cached_stage(cfg.paths.cache_dir, "eval", key, build)
