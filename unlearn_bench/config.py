@@ -36,6 +36,10 @@ class ModelConfig:
     name: str = "tiny"
     # Hub id or local directory (save_pretrained layout); None builds the tiny model from scratch.
     path: Optional[str] = None
+    # A released retain/retrain checkpoint to use as the retain reference instead of fine-tuning one.
+    retain_path: Optional[str] = None
+    # Where to load the tokenizer of `path`/`retain_path` from when those checkpoints ship without one.
+    tokenizer_path: Optional[str] = None
     prompt_format: str = "plain"  # plain | phi | llama2 | chat
     dtype: str = "auto"
     trust_remote_code: bool = False

@@ -24,7 +24,7 @@ from matplotlib.figure import Figure  # no pyplot: no global figure state, no GU
 from matplotlib.patches import Patch
 from matplotlib.ticker import MaxNLocator
 
-STEP_SPLIT = re.compile(r"^(?P<series>[A-Za-z][A-Za-z0-9]*)_(?P<step>\d+)$")
+STEP_SPLIT = re.compile(r"^(?:.*/)?(?P<series>[A-Za-z][A-Za-z0-9]*)_(?P<step>\d+)$")
 BASELINE_STYLE = {"finetuned": dict(marker="*", color="black", s=180), "retain": dict(marker="D", color="tab:green", s=80)}
 INTENT_COLOR = {"removal": "tab:blue", "suppression": "tab:orange", "baseline": "tab:gray"}
 INTENT_MARKER = {"removal": "o", "suppression": "s"}

@@ -193,6 +193,7 @@ def summarize_bench(df: pd.DataFrame, bench: str) -> tuple[pd.DataFrame, pd.Data
         col.name: _direction(metric_rows.loc[(metric_rows["split"] == col.split) & (metric_rows["metric"] == col.metric), "higher_is_better"])
         for col in columns
     }
+    has_verdicts = bool(_is_verdict(rows).any())
     wide, stats = [], []
     for group in sorted((g for _, g in rows.groupby(["model", "method"])), key=_method_order):
         intents = group.loc[group["intent"] != "", "intent"]
@@ -203,6 +204,8 @@ def summarize_bench(df: pd.DataFrame, bench: str) -> tuple[pd.DataFrame, pd.Data
             "intent": intents.iloc[0] if not intents.empty else "?",
             "status": format_status(group),
         }
+        if has_verdicts:  # the diagnose stage's verdict beside the declared intent
+            head["verdict"] = "; ".join(sorted(set(group.loc[_is_verdict(group), "note"])))
         seeds = group["seed"].nunique()
         record = {**head, "seeds": seeds}
         for col in columns:
@@ -213,6 +216,10 @@ def summarize_bench(df: pd.DataFrame, bench: str) -> tuple[pd.DataFrame, pd.Data
             record[col.name + {True: " ↑", False: " ↓", None: ""}[higher]] = format_mean_std(mean, std, n, seeds)
         wide.append(record)
     return pd.DataFrame(wide), pd.DataFrame(stats)
+
+
+def _is_verdict(rows: pd.DataFrame) -> pd.Series:
+    return (rows["split"] == "diagnostics") & (rows["metric"] == "verdict")
 
 
 def _md_cell(x: object) -> str:

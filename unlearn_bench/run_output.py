@@ -34,9 +34,11 @@ def existing_run(run_dir: Path) -> RunRecord | None:
 
 
 def summary_table(rows: Sequence[MetricRow]) -> pd.DataFrame:
-    """Methods as rows, `split/metric` as columns (arrows mark the better direction)."""
+    """Methods as rows, `split/metric` as columns (arrows mark the better direction); per-attack diagnostics
+    stay in metrics.jsonl, their verdict becomes one column."""
     df = pd.DataFrame([r.to_dict() for r in rows])
-    df = df[df["split"] != "run"]
+    verdicts = df[(df["split"] == "diagnostics") & (df["metric"] == "verdict")].set_index(["method", "intent"])["note"]
+    df = df[(df["split"] != "run") & ~df["split"].str.startswith("diag") & (df["split"] != "diagnostics")]
     if df.empty:
         return df
     arrow = df["higher_is_better"].map({True: " ↑", False: " ↓"}).fillna("")
@@ -44,7 +46,10 @@ def summary_table(rows: Sequence[MetricRow]) -> pd.DataFrame:
     df.loc[df["split"] == "summary", "column"] = df["metric"] + arrow
     table = df.pivot_table(index=["method", "intent"], columns="column", values="value", aggfunc="first", sort=False)
     first = [c for c in table.columns if "/" not in c]
-    return table[first + [c for c in table.columns if c not in first]]
+    table = table[first + [c for c in table.columns if c not in first]]
+    if not verdicts.empty:
+        table.insert(0, "verdict", verdicts.reindex(table.index).fillna(""))
+    return table
 
 
 def format_summary(rows: Sequence[MetricRow], status: str) -> str:

@@ -89,7 +89,10 @@ def run(cfg: DictConfig) -> RunRecord:
     target_dir = finetuned_model(ctx, "target", data.target_train, tokenizer)
     retain_dir = finetuned_model(ctx, "retain", data.retain_train, tokenizer)
     retain_eval = cached_eval(ctx, "retain", retain_dir, SELF_REFERENCE)
-    target_eval = cached_eval(ctx, "target", target_dir, retain_eval.reference_data)
+    if target_dir == retain_dir:  # a pretrained model used as is is its own retain reference (RWKU, WMDP)
+        target_eval = retain_eval
+    else:
+        target_eval = cached_eval(ctx, "target", target_dir, retain_eval.reference_data, reference_model=retain_dir)
 
     model = loading.load_saved(target_dir, cfg.model)
     tokenizer = loading.load_tokenizer(target_dir, cfg.model)
@@ -111,14 +114,26 @@ def run(cfg: DictConfig) -> RunRecord:
     return record
 
 
-def finetuned_model(ctx: Context, role: str, examples: list, tokenizer: Any) -> Path:
-    """The fine-tuned target (role 'target') or retain reference ('retain'), from cache when present."""
+def finetunes(model_cfg: DictConfig) -> bool:
+    return model_cfg.finetune.epochs > 0 or model_cfg.finetune.max_steps > 0
+
+
+def finetuned_model(ctx: Context, role: str, examples: list, tokenizer: Any) -> str:
+    """The fine-tuned target (role 'target') or retain reference ('retain'), from cache when present. A given
+    `model.retain_path` (e.g. a released retrain checkpoint) is the retain reference; a hub/local model with
+    fine-tuning off is used as is (no copy), as RWKU and WMDP start from the pretrained model."""
     cfg = ctx.cfg
+    if role == "retain" and cfg.model.retain_path:
+        log.info("retain model: %s (model.retain_path)", cfg.model.retain_path)
+        return cfg.model.retain_path
+    if cfg.model.path is not None and not finetunes(cfg.model):
+        log.info("%s model: %s (used as is: fine-tuning is off)", role, cfg.model.path)
+        return cfg.model.path
 
     def build(out: Path) -> None:
         seed_everything(cfg.seed)
         model = loading.base_model(cfg.model, tokenizer, cfg.seed)
-        if cfg.model.finetune.epochs > 0 or cfg.model.finetune.max_steps > 0:
+        if finetunes(cfg.model):
             result = stages.finetune(model, tokenizer, examples, ctx.fmt, cfg.model.finetune, cfg.model.max_length,
                                      cfg.seed, ctx.accelerator, desc=f"finetune:{role}")
             if result.status != "ok":
@@ -127,12 +142,14 @@ def finetuned_model(ctx: Context, role: str, examples: list, tokenizer: Any) -> 
 
     path, hit = cached_stage(cfg.paths.cache_dir, "finetune", ctx.model_key(role), build)
     log.info("%s model: %s (%s)", role, path, "reused from cache" if hit else "trained")
-    return path
+    return str(path)
 
 
-def cached_eval(ctx: Context, role: str, model_dir: Path, reference: dict[str, Any] | None) -> EvalOutput:
+def cached_eval(ctx: Context, role: str, model_dir: str, reference: dict[str, Any] | None,
+                reference_model: str | None = None) -> EvalOutput:
     cfg = ctx.cfg
-    key = {"model": ctx.model_key(role), "bench": OmegaConf.to_container(cfg.bench, resolve=True),
+    key = {"model": ctx.model_key(role) if finetunes(cfg.model) or model_dir != cfg.model.path else model_dir,
+           "reference": reference_model, "bench": OmegaConf.to_container(cfg.bench, resolve=True),
            "utility": OmegaConf.to_container(cfg.eval.utility, resolve=True)}
 
     def build(out: Path) -> None:

@@ -14,10 +14,7 @@ from unlearn_bench.models.tiny import build_tiny_model, train_tokenizer
 def base_tokenizer(cfg: Any, corpus: Sequence[str]) -> PreTrainedTokenizerBase:
     if cfg.path is None:
         return train_tokenizer(corpus, cfg.vocab_size)
-    tok = AutoTokenizer.from_pretrained(cfg.path, trust_remote_code=cfg.trust_remote_code)
-    if tok.pad_token is None:  # Llama-2 and others ship without one; padding is masked anyway
-        tok.pad_token = tok.eos_token
-    return tok
+    return load_tokenizer(cfg.path, cfg)
 
 
 def base_model(cfg: Any, tokenizer: PreTrainedTokenizerBase, seed: int) -> PreTrainedModel:
@@ -44,8 +41,10 @@ def load_saved(path: str | Path, cfg: Any) -> PreTrainedModel:
 
 
 def load_tokenizer(path: str | Path, cfg: Any) -> PreTrainedTokenizerBase:
-    tok = AutoTokenizer.from_pretrained(str(path), trust_remote_code=cfg.trust_remote_code)
-    if tok.pad_token is None:
+    """The tokenizer saved beside a model; `model.tokenizer_path` stands in for checkpoints shipped without one."""
+    source = cfg.tokenizer_path if cfg.tokenizer_path and str(path) in (cfg.path, cfg.retain_path) else str(path)
+    tok = AutoTokenizer.from_pretrained(source, trust_remote_code=cfg.trust_remote_code)
+    if tok.pad_token is None:  # Llama-2 and others ship without one; padding is masked anyway
         tok.pad_token = tok.eos_token
     return tok
 
