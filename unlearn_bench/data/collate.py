@@ -14,7 +14,8 @@ from unlearn_bench.methods.base import IGNORE_INDEX, Batch
 TEMPLATES = {
     "plain": ("Question: {q}\nAnswer:", " "),
     "phi": ("Question: {q}\nAnswer:", " "),
-    "llama2": ("[INST] {q} [/INST]", " "),
+    # No space before the answer: TOFU's answer_tag is "", and open-unlearning's Llama-2 template notes " " tokenizes badly.
+    "llama2": ("[INST] {q} [/INST]", ""),
 }
 
 

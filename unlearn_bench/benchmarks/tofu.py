@@ -1,0 +1,145 @@
+"""`bench=tofu`: TOFU (locuslab/TOFU, Maini et al. 2024) as its authors published it.
+
+The target model is fine-tuned on `full` (4000 QA about 200 fictitious authors), the retain reference on the
+complement of the forget split (forget01/05/10 <-> retain99/95/90). Evaluation follows the authors'
+config/eval_everything.yaml (locuslab/tofu): the four `*_perturbed` splits (retain, real authors, world facts,
+forget), each capped at its first `ds_size: 300` questions, greedy generations of TOFU's length 200, and the
+aggregation of aggregate_eval_stat.py. Per-example logs carry TOFU's file names (`eval_task` there), so the
+authors' aggregation script reads them unchanged.
+
+Differences from the authors' code, kept on purpose:
+- `eval_max_examples=300` matches TOFU's `ds_size`; open-unlearning (locuslab/open-unlearning) scores all 400
+  forget10 questions: set `bench.eval_max_examples=null` to do the same.
+- TOFU bounds generation by `max_length: 200` (prompt + new tokens of the left-padded batch); we bound the new
+  tokens at `max_new_tokens=200`, which only differs for generations that never reach EOS.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Optional
+
+from unlearn_bench.benchmarks.base import BenchData, EvalOutput
+from unlearn_bench.benchmarks.tofu_data import (
+    HUB_ID,
+    load_refusals,
+    load_tofu_split,
+    retain_split_for,
+    split_path,
+    to_eval_qa,
+    to_qa,
+)
+from unlearn_bench.data.records import QA, DataError, EvalQA
+from unlearn_bench.evaluation.lm import LM
+from unlearn_bench.evaluation.qa_eval import reference_forget_scores, score_splits, tofu_family_output
+
+log = logging.getLogger(__name__)
+
+# Our split name -> (TOFU eval split, TOFU `eval_task` = log file stem), from config/eval_everything.yaml.
+EVAL_SPLITS = {
+    "retain": ("retain_perturbed", "eval_log"),
+    "real_authors": ("real_authors_perturbed", "eval_real_author_wo_options"),
+    "world_facts": ("world_facts_perturbed", "eval_real_world_wo_options"),
+    "forget": (None, "eval_log_forget"),  # the forget split's own *_perturbed file
+}
+# forget10 holds forget05 and forget01 (the last 10% of authors), so this corpus is the same whatever
+# forget split runs, and a cached target model's tokenizer stays valid across forget splits.
+CORPUS_PERTURBED = ("forget10_perturbed", "retain_perturbed", "real_authors_perturbed", "world_facts_perturbed")
+
+
+@dataclass
+class TofuConfig:
+    name: str = "tofu"
+    data_dir: Optional[str] = None      # folder of `{split}.json` files + idontknow.jsonl; None = the hub
+    hub_id: str = HUB_ID
+    forget_split: str = "forget10"      # forget01 | forget05 | forget10; the retain split follows
+    eval_max_examples: Optional[int] = 300  # TOFU's ds_size; null scores every question (open-unlearning)
+    max_new_tokens: int = 200           # TOFU's generation length (greedy, stops at EOS)
+
+
+class TofuBenchmark:
+    name = "tofu"
+
+    def __init__(self, cfg: TofuConfig) -> None:
+        self.retain_split = retain_split_for(cfg.forget_split)  # ValueError naming the choices
+        if cfg.eval_max_examples is not None and cfg.eval_max_examples < 1:
+            raise ValueError(f"bench.eval_max_examples={cfg.eval_max_examples}: use a positive number, or null for every question")
+        self.cfg = cfg
+
+    def _source(self, split: str) -> str:
+        """Where `split` comes from, for error messages."""
+        if self.cfg.data_dir is None:
+            return f"{self.cfg.hub_id}[{split}]"
+        return str(split_path(split, self.cfg.data_dir))
+
+    def _qa(self, split: str) -> list[QA]:
+        return to_qa(load_tofu_split(split, self.cfg.data_dir, self.cfg.hub_id), self._source(split))
+
+    def _eval_qa(self, split: str) -> list[EvalQA]:
+        records = load_tofu_split(split, self.cfg.data_dir, self.cfg.hub_id)
+        return to_eval_qa(records, self._source(split), expect_perturbed=None)
+
+    @cached_property
+    def forget_perturbed(self) -> list[EvalQA]:
+        """`{forget_split}_perturbed`, checked to hold the forget split's questions and answers in its order."""
+        split = f"{self.cfg.forget_split}_perturbed"
+        perturbed, forget = self._eval_qa(split), self._qa(self.cfg.forget_split)
+        if len(perturbed) != len(forget):
+            raise DataError(f"{self._source(split)}: {len(perturbed)} records, but {self._source(self.cfg.forget_split)} "
+                            f"has {len(forget)}; the perturbed answers must pair with the forget questions one to one")
+        for i, (p, f) in enumerate(zip(perturbed, forget), start=1):
+            for field in ("question", "answer"):
+                if getattr(p, field) != getattr(f, field):
+                    raise DataError(f"{self._source(split)}: record {i}: field '{field}' differs from record {i} of "
+                                    f"{self._source(self.cfg.forget_split)}: {getattr(p, field)!r} vs {getattr(f, field)!r}")
+        return perturbed
+
+    def _refusals(self) -> list[str]:
+        if self.cfg.data_dir is None:  # idontknow.jsonl is in the TOFU GitHub repo's data/, not on the hub
+            log.warning("bench.data_dir is unset: no refusal answers (idontknow.jsonl), so idk-style methods cannot run")
+            return []
+        return load_refusals(self.cfg.data_dir)
+
+    def data(self) -> BenchData:
+        full = self._qa("full")
+        refusals = self._refusals()
+        corpus = [f"{qa.question} {qa.answer}" for qa in full] + refusals
+        for split in CORPUS_PERTURBED:
+            for ex in self._eval_qa(split):
+                corpus += [ex.question, ex.answer, *ex.perturbed_answers]
+                corpus += [s for s in (ex.paraphrased_question, ex.paraphrased_answer) if s is not None]
+        retain = self._qa(self.retain_split)
+        return BenchData(
+            target_train=full,
+            retain_train=retain,
+            forget=[ex.as_qa() for ex in self.forget_perturbed],
+            retain=retain,
+            refusals=refusals,
+            forget_perturbed=[list(ex.perturbed_answers) for ex in self.forget_perturbed],
+            tokenizer_corpus=corpus,
+        )
+
+    def data_key(self, role: str) -> dict[str, Any]:
+        source = self.cfg.hub_id if self.cfg.data_dir is None else str(Path(self.cfg.data_dir).expanduser().resolve())
+        key: dict[str, Any] = {"name": self.name, "source": source}
+        if role == "retain":
+            key["forget_split"] = self.cfg.forget_split
+        return key
+
+    def eval_splits(self) -> dict[str, list[EvalQA]]:
+        cap = self.cfg.eval_max_examples
+        return {name: (self.forget_perturbed if split is None else self._eval_qa(split))[:cap]
+                for name, (split, _) in EVAL_SPLITS.items()}
+
+    def evaluate(self, lm: LM, reference: dict[str, Any] | None) -> EvalOutput:
+        results = score_splits(lm, self.eval_splits(), self.cfg.max_new_tokens)
+        out = tofu_family_output(results, reference_forget_scores(results, reference))
+        # TOFU's file names, which its aggregate_eval_stat.py looks up (`get_model_utility`'s eval_task_dict).
+        out.logs = {f"{EVAL_SPLITS[name][1]}.json": out.logs[f"eval_log_{name}.json"] for name in results}
+        return out
+
+
+def build(cfg: TofuConfig) -> TofuBenchmark:
+    return TofuBenchmark(cfg)
