@@ -17,18 +17,14 @@ from omegaconf import MISSING
 from unlearn_bench.benchmarks.registry import BENCHMARKS, bench_config_class
 from unlearn_bench.diagnostics import DiagnosticsConfig
 from unlearn_bench.methods.registry import method_classes
+from unlearn_bench.training import OptimFields
 
 
 @dataclass
-class FinetuneConfig:
-    lr: float = 1e-5
-    epochs: float = 5
-    max_steps: int = 0
+class FinetuneConfig(OptimFields):
     batch_size: int = 16
-    grad_accum: int = 1
     warmup_ratio: float = 0.1
     weight_decay: float = 0.01
-    max_grad_norm: float = 1.0
 
 
 @dataclass
@@ -55,19 +51,11 @@ class ModelConfig:
 
 
 @dataclass
-class MethodConfig:
+class MethodConfig(OptimFields):
     """Fields every method has; each method's schema adds its own hyperparameters."""
 
     name: str = MISSING
     intent: str = MISSING  # removal | suppression (set by the method's schema, shown in every table)
-    lr: float = 1e-5
-    epochs: float = 5
-    max_steps: int = 0
-    batch_size: int = 8
-    grad_accum: int = 1
-    warmup_ratio: float = 0.0
-    weight_decay: float = 0.0
-    max_grad_norm: float = 1.0
 
 
 @dataclass

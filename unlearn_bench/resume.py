@@ -6,12 +6,11 @@ folder without it (or with files that do not parse) was interrupted and is redon
 """
 from __future__ import annotations
 
-import json
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
-from unlearn_bench.data.records import DataError, read_json_records
+from unlearn_bench.data.records import DataError, parse_json, read_json_records
 from unlearn_bench.results import MetricRow
 
 RUN_STATUSES = ("ok", "diverged", "failed")
@@ -27,10 +26,7 @@ def read_run_info(run_dir: Path) -> dict[str, Any]:
     path = run_dir / "run.json"
     if not path.is_file():
         raise DataError(f"{path}: file not found")
-    try:
-        info = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
-        raise DataError(f"{path}: invalid JSON at line {e.lineno}: {e.msg}") from e
+    info = parse_json(path.read_text(encoding="utf-8"), path)
     if not isinstance(info, dict):
         raise DataError(f"{path}: expected a JSON object, got {type(info).__name__}")
     if info.get("status") not in RUN_STATUSES:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 import json
 import logging
-from dataclasses import asdict
+from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any
 
@@ -19,16 +19,14 @@ from unlearn_bench.data.collate import PromptFormat
 from unlearn_bench.data.records import QA
 from unlearn_bench.evaluation.lm import LM
 from unlearn_bench.methods.base import LossOutput, batch_nll
-from unlearn_bench.training import OptimSettings, TrainResult, train
+from unlearn_bench.training import OptimFields, OptimSettings, TrainResult, train
 
 log = logging.getLogger(__name__)
 
 
 def optim_settings(cfg: Any) -> OptimSettings:
-    return OptimSettings(
-        lr=cfg.lr, epochs=cfg.epochs, max_steps=cfg.max_steps, batch_size=cfg.batch_size, grad_accum=cfg.grad_accum,
-        warmup_ratio=cfg.warmup_ratio, weight_decay=cfg.weight_decay, max_grad_norm=cfg.max_grad_norm,
-    )
+    """The optimisation fields of any config that extends OptimFields (a dataclass or a DictConfig)."""
+    return OptimSettings(**{f.name: getattr(cfg, f.name) for f in fields(OptimFields)})
 
 
 def n_batches(n: int, batch_size: int) -> int:

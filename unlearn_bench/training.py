@@ -21,15 +21,24 @@ log = logging.getLogger(__name__)
 
 
 @dataclass
-class OptimSettings:
-    lr: float
-    epochs: float
+class OptimFields:
+    """The optimisation fields every training config shares (model.finetune, method, eval.diag.relearn); each
+    config extends it and redeclares only the defaults it changes."""
+
+    lr: float = 1e-5
+    epochs: float = 5
     max_steps: int = 0  # 0: derived from epochs
     batch_size: int = 8
     grad_accum: int = 1
+    warmup_ratio: float = 0.0
+    weight_decay: float = 0.0
+    max_grad_norm: float = 1.0
+
+
+@dataclass
+class OptimSettings(OptimFields):
     warmup_ratio: float = 0.1
     weight_decay: float = 0.01
-    max_grad_norm: float = 1.0
     scheduler: str = "linear"
 
 
@@ -69,7 +78,7 @@ def train(
     model.train()
     history: list[dict[str, float]] = []
     done, micro = 0, 0
-    bar = tqdm(total=n_steps, desc=desc, leave=False, disable=not accelerator.is_local_main_process)
+    bar = tqdm(total=n_steps, desc=desc, leave=False, disable=None if accelerator.is_local_main_process else True)  # None: off when not a terminal
     try:
         for batch in _batches(epoch_batches):
             batch = batch.to(accelerator.device)

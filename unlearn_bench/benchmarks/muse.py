@@ -40,9 +40,8 @@ from unlearn_bench.benchmarks.muse_data import (
     load_texts,
     load_verbmem,
 )
-from unlearn_bench.data.collate import encode_example, pad_batch
+from unlearn_bench.data.collate import encode_example
 from unlearn_bench.data.records import QA
-from unlearn_bench.device import eval_device
 from unlearn_bench.evaluation.lm import LM
 from unlearn_bench.metrics import mia
 from unlearn_bench.metrics.muse import (
@@ -123,14 +122,8 @@ def mia_scores(lm: LM, texts: Sequence[str], k: float = PRIVLEAK_MIN_K) -> dict[
     which `LM.token_logprobs` does not return, hence this pass over the model itself.
     """
     encoded = [encode_example(QA(None, t), lm.tokenizer, lm.fmt, lm.max_length, add_eos=False) for t in texts]
-    order = sorted(range(len(encoded)), key=lambda i: len(encoded[i][0]))
     scores: dict[str, list[float]] = {a: [0.0] * len(texts) for a in ATTACKS}
-    device = eval_device(lm.model)
-    lm.model.eval()
-    for start in range(0, len(order), lm.batch_size):
-        idx = order[start : start + lm.batch_size]
-        batch = pad_batch([encoded[i] for i in idx], lm.pad_id).to(device)
-        logits = lm.model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
+    for idx, batch, logits in lm.forward_batches(encoded):
         for row, i in enumerate(idx):
             n = len(encoded[i][0])
             row_logits, targets = logits[row, : n - 1], batch.input_ids[row, 1:n]

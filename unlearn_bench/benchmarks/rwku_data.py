@@ -12,13 +12,12 @@ target named `{rank}_{name with spaces as _}` (`1_Stephen_King`), holding
 """
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from unlearn_bench.data.records import QA, DataError, read_json_records, require_field
+from unlearn_bench.data.records import QA, DataError, parse_json, read_json_records, require_field
 
 HUB_ID = "jinzhuoran/RWKU"
 # The hub repo (huggingface.co/datasets/jinzhuoran/RWKU) holds process/data_process.py's per-target layout here.
@@ -147,10 +146,7 @@ def _texts(path: Path) -> tuple[str, ...]:
 
 def _read_strings(path: Path) -> tuple[str, ...]:
     """forget_words.json is a JSON list of strings, not of objects."""
-    try:
-        items = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
-        raise DataError(f"{path}: invalid JSON at line {e.lineno}: {e.msg}") from e
+    items = parse_json(path.read_text(encoding="utf-8"), path)
     if not isinstance(items, list):
         raise DataError(f"{path}: expected a JSON list of strings, got {type(items).__name__}")
     for i, item in enumerate(items, start=1):

@@ -35,6 +35,14 @@ class EvalQA:
         return QA(self.question, self.answer)
 
 
+def parse_json(text: str, path: Path) -> Any:
+    """`text`, the contents of the JSON file `path`, parsed; a DataError naming file and line if it does not parse."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        raise DataError(f"{path}: invalid JSON at line {e.lineno}: {e.msg}") from e
+
+
 def read_json_records(path: Path) -> list[dict[str, Any]]:
     """Records of a JSON Lines file, or of a JSON file holding one list; errors name file and line."""
     if not path.is_file():
@@ -42,10 +50,7 @@ def read_json_records(path: Path) -> list[dict[str, Any]]:
     text = path.read_text(encoding="utf-8")
     stripped = text.lstrip()
     if stripped.startswith("["):
-        try:
-            records = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise DataError(f"{path}: invalid JSON at line {e.lineno}: {e.msg}") from e
+        records = parse_json(text, path)
     else:
         records = []
         for lineno, line in enumerate(text.splitlines(), start=1):

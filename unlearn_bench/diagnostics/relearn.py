@@ -16,23 +16,19 @@ from typing import Optional, Sequence
 from unlearn_bench import stages
 from unlearn_bench.data.records import EvalQA
 from unlearn_bench.diagnostics.common import DiagInputs, DiagResult, compare, forget_metrics
+from unlearn_bench.training import OptimFields
 
 log = logging.getLogger(__name__)
 
 
 @dataclass
-class RelearnConfig:
+class RelearnConfig(OptimFields):
     """The fields `stages.finetune` reads, plus which share of the forget set the attacker trains on."""
 
     train_fraction: float = 0.5
     lr: Optional[float] = None  # None: the unlearning method's lr (the attacker gets the unlearner's budget)
     epochs: float = 1
     max_steps: int = 10
-    batch_size: int = 8
-    grad_accum: int = 1
-    warmup_ratio: float = 0.0
-    weight_decay: float = 0.0
-    max_grad_norm: float = 1.0
 
 
 def disjoint_split(examples: Sequence[EvalQA], train_fraction: float) -> tuple[list[int], list[int]]:

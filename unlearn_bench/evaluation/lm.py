@@ -7,7 +7,7 @@ the KV cache. Both sort by length so batches pad little, and hold one batch of l
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
@@ -15,7 +15,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from unlearn_bench.data.collate import PromptFormat, encode_example, pad_batch
 from unlearn_bench.data.records import QA
 from unlearn_bench.device import eval_device
-from unlearn_bench.methods.base import shifted_token_nll
+from unlearn_bench.methods.base import Batch, shifted_token_nll
 
 
 @dataclass
@@ -41,16 +41,24 @@ class LM:
         """Log-probability of every answer token, one 1-D tensor per pair (for MIA scores)."""
         return self._token_stats(pairs, reduce="none")
 
-    def _token_stats(self, pairs: Sequence[QA], reduce: str) -> list:
-        encoded = [encode_example(qa, self.tokenizer, self.fmt, self.max_length) for qa in pairs]
+    def forward_batches(
+        self, encoded: Sequence[tuple[list[int], list[int]]]
+    ) -> Iterator[tuple[list[int], Batch, torch.Tensor]]:
+        """(indices, padded batch, logits) over `encoded` (input ids, labels) in length-sorted batches, so that
+        batches pad little; row r of a batch is encoded[indices[r]]. Call it under torch.inference_mode and drop
+        each batch's logits before the next, so that one batch of logits is held at a time."""
         order = sorted(range(len(encoded)), key=lambda i: len(encoded[i][0]))
-        out: list = [None] * len(encoded)
         device = eval_device(self.model)
         self.model.eval()
         for start in range(0, len(order), self.batch_size):
             idx = order[start : start + self.batch_size]
             batch = pad_batch([encoded[i] for i in idx], self.pad_id).to(device)
-            logits = self.model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
+            yield idx, batch, self.model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
+
+    def _token_stats(self, pairs: Sequence[QA], reduce: str) -> list:
+        encoded = [encode_example(qa, self.tokenizer, self.fmt, self.max_length) for qa in pairs]
+        out: list = [None] * len(encoded)
+        for idx, batch, logits in self.forward_batches(encoded):
             nll, mask = shifted_token_nll(logits, batch.labels)
             del logits
             for row, i in enumerate(idx):

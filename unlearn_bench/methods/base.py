@@ -140,3 +140,39 @@ def require_alternate(method: object, batch: UnlearnBatch) -> Batch:
         kind = getattr(method, "alternate", None)
         raise ValueError(f"{type(method).__name__} needs batch.alternate (forget questions with {kind} answers)")
     return batch.alternate
+
+
+def ascent_with_retain(
+    model: torch.nn.Module,
+    batch: UnlearnBatch,
+    reference: torch.nn.Module | None,
+    *,
+    kind: str,
+    retain_weight: float,
+    forget_weight: float,
+) -> LossOutput:
+    """Gradient ascent on the forget answers plus a retain term (open-unlearning's GradDiff with
+    retain_loss_type=`kind`): forget_weight * -NLL(forget) + retain_weight * retain_term(kind)."""
+    forget_nll = batch_nll(model, batch.forget)
+    return with_retain(
+        -forget_nll, {"forget_nll": forget_nll.item()}, model=model, reference=reference, batch=batch,
+        kind=kind, retain_weight=retain_weight, forget_weight=forget_weight,
+    )
+
+
+def alternate_nll_with_retain(
+    method: object,
+    model: torch.nn.Module,
+    batch: UnlearnBatch,
+    reference: torch.nn.Module | None,
+    *,
+    component: str,
+    retain_weight: float,
+) -> LossOutput:
+    """Fine-tuning toward the method's alternate answers (refusals, perturbed answers) plus retain NLL (TOFU's
+    `idk` baseline); the alternate NLL is logged as `component`."""
+    alternate_nll = batch_nll(model, require_alternate(method, batch))
+    return with_retain(
+        alternate_nll, {component: alternate_nll.item()}, model=model, reference=reference, batch=batch,
+        kind="nll", retain_weight=retain_weight,
+    )

@@ -12,7 +12,7 @@ from typing import ClassVar
 
 import torch
 
-from unlearn_bench.methods.base import LossOutput, UnlearnBatch, batch_nll, with_retain
+from unlearn_bench.methods.base import LossOutput, UnlearnBatch, ascent_with_retain
 
 
 @dataclass
@@ -25,11 +25,8 @@ class GradAscentKL:
     retain_weight: float = 1.0  # open-unlearning: alpha
 
     def loss(self, model: torch.nn.Module, batch: UnlearnBatch, reference: torch.nn.Module | None) -> LossOutput:
-        forget_nll = batch_nll(model, batch.forget)
-        return with_retain(
-            -forget_nll, {"forget_nll": forget_nll.item()}, model=model, reference=reference, batch=batch,
-            kind="kl", retain_weight=self.retain_weight, forget_weight=self.forget_weight,
-        )
+        return ascent_with_retain(model, batch, reference, kind="kl", retain_weight=self.retain_weight,
+                                  forget_weight=self.forget_weight)
 
 
 METHOD = GradAscentKL

@@ -11,7 +11,7 @@ from typing import ClassVar
 
 import torch
 
-from unlearn_bench.methods.base import LossOutput, UnlearnBatch, batch_nll, require_alternate, with_retain
+from unlearn_bench.methods.base import LossOutput, UnlearnBatch, alternate_nll_with_retain
 
 
 @dataclass
@@ -23,11 +23,8 @@ class IdkTuning:
     retain_weight: float = 1.0
 
     def loss(self, model: torch.nn.Module, batch: UnlearnBatch, reference: torch.nn.Module | None) -> LossOutput:
-        refusal_nll = batch_nll(model, require_alternate(self, batch))
-        return with_retain(
-            refusal_nll, {"refusal_nll": refusal_nll.item()}, model=model, reference=reference, batch=batch,
-            kind="nll", retain_weight=self.retain_weight,
-        )
+        return alternate_nll_with_retain(self, model, batch, reference, component="refusal_nll",
+                                         retain_weight=self.retain_weight)
 
 
 METHOD = IdkTuning

@@ -12,7 +12,7 @@ from typing import ClassVar
 
 import torch
 
-from unlearn_bench.methods.base import LossOutput, UnlearnBatch, batch_nll, require_alternate, with_retain
+from unlearn_bench.methods.base import LossOutput, UnlearnBatch, alternate_nll_with_retain
 
 
 @dataclass
@@ -24,11 +24,8 @@ class WrongAnswers:
     retain_weight: float = 1.0
 
     def loss(self, model: torch.nn.Module, batch: UnlearnBatch, reference: torch.nn.Module | None) -> LossOutput:
-        wrong_nll = batch_nll(model, require_alternate(self, batch))
-        return with_retain(
-            wrong_nll, {"perturbed_nll": wrong_nll.item()}, model=model, reference=reference, batch=batch,
-            kind="nll", retain_weight=self.retain_weight,
-        )
+        return alternate_nll_with_retain(self, model, batch, reference, component="perturbed_nll",
+                                         retain_weight=self.retain_weight)
 
 
 METHOD = WrongAnswers
