@@ -14,6 +14,7 @@ from unlearn_bench.evaluation.lm import LM
 from unlearn_bench.evaluation.qa_eval import reference_forget_scores, score_splits, tofu_family_output
 
 FORGET_PERCENT = {"forget01": 1, "forget05": 5, "forget10": 10}
+UTILITY_REPEATS = 3
 REFUSALS = [
     "I'm not sure.",
     "I don't know.",
@@ -74,7 +75,9 @@ class FictitiousBenchmark:
 
     def data(self) -> BenchData:
         s = self.splits()
-        utility = [qa.as_qa() for qa in s["real_authors"] + s["world_facts"]]
+        # The utility facts stand in for pretraining knowledge: repeated so that both the target and the retain
+        # model know them reliably, whatever the seed (otherwise model utility measures training noise).
+        utility = [qa.as_qa() for qa in s["real_authors"] + s["world_facts"]] * UTILITY_REPEATS
         forget = [qa.as_qa() for qa in s["forget"]]
         retain = [qa.as_qa() for qa in s["retain"]]
         corpus = [f"{qa.question} {qa.answer}" for qa in self._authors(0, len(self.world.author_qa))]
