@@ -12,6 +12,7 @@ authors, is the baseline: accuracy above it means the information is still prese
 from __future__ import annotations
 
 import logging
+import math
 from collections import Counter
 from dataclasses import dataclass
 from typing import Optional, Sequence
@@ -115,4 +116,6 @@ def run(inputs: DiagInputs, cfg: ProbeConfig) -> DiagResult:
              len(train_q), len(test_q), Counter(train_y).most_common(3))
     # the retain model stands where an attack's unlearned baseline stands: what "never learned" looks like
     refs = {"unlearned": correct["retain"], "finetuned": correct["finetuned"], "retain": correct["retain"]}
-    return compare("probe", correct["unlearned"], refs, None, inputs.min_gap)
+    # An accuracy over n questions is noisy by ~1/(2 sqrt n): a gap smaller than twice that is not evidence.
+    min_gap = max(inputs.min_gap, 1.0 / math.sqrt(len(test_q)))
+    return compare("probe", correct["unlearned"], refs, None, min_gap)
