@@ -106,8 +106,8 @@ def method_schema(name: str, cls: type) -> type:
 def register_configs() -> None:
     cs = ConfigStore.instance()
     cs.store(name="run_schema", node=RunConfig)
-    cs.store(group="model", name="model_schema", node=ModelConfig)
+    cs.store(group="schema/model", name="model", node=ModelConfig)
     for name, cls in method_classes().items():
-        cs.store(group="method", name=f"{name}_schema", node=method_schema(name, cls))
+        cs.store(group="schema/method", name=name, node=method_schema(name, cls))
     for name in BENCHMARKS:
-        cs.store(group="bench", name=f"{name}_schema", node=bench_config_class(name))
+        cs.store(group="schema/bench", name=name, node=bench_config_class(name))
