@@ -52,6 +52,7 @@ _TOFU = (
     Headline("forget", "rouge*", "forget/rougeL"),
     Headline("forget", "prob", "forget/prob"),
     Headline("forget", "truth_ratio", "forget/truth_ratio"),
+    Headline("retain", "rouge*", "retain/rougeL"),  # collateral damage that the harmonic-mean utility can hide
 )
 HEADLINE_METRICS: dict[str, tuple[Headline, ...]] = {
     "tofu": _TOFU,
