@@ -125,7 +125,7 @@ def test_plots_are_written(report: ReportPaths) -> None:
 
 def test_headline_patterns_and_fallback() -> None:
     pairs = [("forget", "rouge"), ("retain", "rouge"), ("summary", "forget_quality")]
-    assert [c.name for c in summary_columns("tofu", pairs)] == ["forget_quality", "forget/rougeL"]
+    assert [c.name for c in summary_columns("tofu", pairs)] == ["forget_quality", "forget/rougeL", "retain/rougeL"]
     # A pattern matching several pairs names each column split/metric.
     pairs = [("wmdp_bio", "acc"), ("wmdp_cyber", "acc"), ("mmlu", "acc"), ("mmlu", "acc_norm")]
     assert [c.name for c in summary_columns("wmdp", pairs)] == ["wmdp_bio/acc", "wmdp_cyber/acc", "mmlu/acc", "mmlu/acc_norm"]
