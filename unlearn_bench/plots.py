@@ -138,6 +138,29 @@ def curves_figure(rows: pd.DataFrame) -> Figure | None:
     return fig
 
 
+RECOVERY_SUFFIX = "_recovery_beyond_retain"  # the recovery the diagnose stage's verdict reads
+
+
+def recovery_figure(rows: pd.DataFrame) -> Figure | None:
+    """Recovery of the unlearning gap per attack (the largest over its metrics), a bar group per method;
+    the dashed line is the verdict threshold's default (25%); bars are clipped to [-0.2, 1.2]. None without
+    diagnostics rows."""
+    rows = rows[rows["split"].str.startswith("diag/") & rows["metric"].str.endswith(RECOVERY_SUFFIX)].dropna(subset=["value"])
+    if rows.empty:
+        return None
+    table = rows.assign(attack=rows["split"].str.removeprefix("diag/")).groupby(["method", "attack"])["value"].max().unstack()
+    fig = Figure(figsize=(max(6.0, 0.7 * len(table) + 2), 4), layout="constrained")
+    ax = fig.subplots()
+    width = 0.8 / len(table.columns)
+    for i, attack in enumerate(table.columns):
+        ax.bar([x + i * width for x in range(len(table))], table[attack].fillna(0).clip(-0.2, 1.2), width, label=attack)
+    ax.axhline(0.25, color="black", linestyle="--", linewidth=0.8)
+    ax.set_xticks([x + 0.4 - width / 2 for x in range(len(table))], table.index, rotation=45, ha="right")
+    ax.set_ylabel("recovered fraction of the gap")
+    ax.legend(fontsize="x-small", ncols=2)
+    return fig
+
+
 def _stem(out_dir: Path, *parts: str) -> Path:
     return out_dir / "__".join(re.sub(r"[^\w.-]+", "_", p) for p in parts)
 
@@ -150,6 +173,9 @@ def write_plots(df: pd.DataFrame, stats: pd.DataFrame, out_dir: Path) -> list[Pa
             if (fig := tradeoff_figure(group)) is not None:
                 written += save_figure(fig, _stem(out_dir, bench, model, "tradeoff"))
             written += save_figure(bars_figure(group), _stem(out_dir, bench, model, "bars"))
+    for (bench, model), group in df.groupby(["bench", "model"], sort=True):
+        if (fig := recovery_figure(group)) is not None:
+            written += save_figure(fig, _stem(out_dir, bench, model, "recovery"))
     steps = step_rows(df)
     for (bench, model, series), group in steps.groupby(["bench", "model", "series"], sort=True):
         if (fig := curves_figure(group)) is not None:
