@@ -42,10 +42,10 @@ class ModelConfig:
     max_length: int = 256
     gradient_checkpointing: bool = False
     # Tiny model architecture (used only when path is None).
-    hidden_size: int = 256
-    num_layers: int = 4
+    hidden_size: int = 128
+    num_layers: int = 2
     num_heads: int = 4
-    intermediate_size: int = 688
+    intermediate_size: int = 344
     vocab_size: int = 1024
     finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
 

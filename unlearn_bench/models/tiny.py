@@ -34,10 +34,10 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int = 1536) -> PreTrainedT
 def build_tiny_model(
     tokenizer: PreTrainedTokenizerFast,
     *,
-    hidden_size: int = 256,
-    num_layers: int = 4,
+    hidden_size: int = 128,
+    num_layers: int = 2,
     num_heads: int = 4,
-    intermediate_size: int = 688,
+    intermediate_size: int = 344,
     max_position_embeddings: int = 256,
     seed: int = 0,
 ) -> LlamaForCausalLM:
