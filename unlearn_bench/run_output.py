@@ -49,6 +49,7 @@ def summary_table(rows: Sequence[MetricRow]) -> pd.DataFrame:
     table = table[first + [c for c in table.columns if c not in first]]
     if not verdicts.empty:
         table.insert(0, "verdict", verdicts.reindex(table.index).fillna(""))
+    table.index = [f"{method} ({intent})" for method, intent in table.index]
     return table
 
 
