@@ -41,6 +41,9 @@ def test_prompt_formats_mask_the_prompt(tiny_lm):
         n_prompt = len(PromptFormat(name).prompt_ids("what is item 3?", tokenizer))
         assert labels[:n_prompt] == [IGNORE_INDEX] * n_prompt
         assert labels[n_prompt:] == ids[n_prompt:] and ids[-1] == tokenizer.eos_token_id
+        # TOFU tokenizes prompt + answer as one text (then appends EOS); so do we.
+        full = PromptFormat(name).prompt("what is item 3?", tokenizer) + PromptFormat(name).answer_prefix() + "a dog"
+        assert ids[:-1] == tokenizer(full)["input_ids"]
 
 
 def test_chat_format_uses_the_tokenizer_template(tiny_lm):

@@ -51,11 +51,14 @@ def encode_example(qa: QA, tokenizer: PreTrainedTokenizerBase, fmt: PromptFormat
         if ids and ids[0] == tokenizer.bos_token_id:
             labels[0] = IGNORE_INDEX
         return ids, labels
-    prompt = fmt.prompt_ids(qa.question, tokenizer)
-    answer = tokenizer(fmt.answer_prefix() + qa.answer, add_special_tokens=False)["input_ids"] + eos
-    ids = (prompt + answer)[:max_length]
-    labels = ([IGNORE_INDEX] * len(prompt) + answer)[:max_length]
-    return ids, labels
+    # As TOFU's `convert_raw_data_to_model_format`: tokenize prompt and answer as one text and mask as many
+    # leading tokens as the prompt alone has. Tokenizing the answer on its own would change its first token
+    # for SentencePiece models (Llama-2: "▁The" instead of TOFU's "The") and so every answer loss.
+    n_prompt = len(fmt.prompt_ids(qa.question, tokenizer))
+    full = fmt.prompt(qa.question, tokenizer) + fmt.answer_prefix() + qa.answer
+    ids = tokenizer(full, add_special_tokens=fmt.name != "chat")["input_ids"] + eos
+    labels = [IGNORE_INDEX] * n_prompt + ids[n_prompt:]
+    return ids[:max_length], labels[:max_length]
 
 
 def pad_batch(encoded: Sequence[tuple[list[int], list[int]]], pad_id: int) -> Batch:
