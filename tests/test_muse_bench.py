@@ -220,3 +220,22 @@ def test_end_to_end_fictitious_run(tmp_path):
     assert value[("finetuned", "forget", "verbmem")] > value[("retain", "forget", "verbmem")] + 0.2
     mia_log = json.loads((run_dir / "muse_mia.json").read_text())
     assert set(mia_log["orientation"]) == set(ATTACKS) and mia_log["retrain_auc"]["source"] == "model"
+
+
+@pytest.mark.slow
+def test_sustainability_unlearns_muse_sust_folds_in_sequence(compose_cfg, smoke_overrides):
+    """C6: forget_split=all makes the four sust folds the sequential diagnostic's requests, in order."""
+    bench = MuseBenchmark(MuseConfig(num_authors=20, forget_source="sust", forget_split="all"))
+    sizes = bench.request_sizes()
+    assert len(sizes) == 4 and all(sizes) and sum(sizes) == len(bench.data().forget)
+    assert MuseBenchmark(MuseConfig(num_authors=20, forget_source="sust", forget_split="forget_2")).request_sizes() is None
+
+    from unlearn_bench.runner import run, run_dir_for
+
+    cfg = compose_cfg(smoke_overrides + ["bench=muse", "bench.forget_source=sust", "bench.forget_split=all", "method=npo",
+                                         "eval.diagnostics=[sequential]",
+                                         "eval.diag.sequential.metrics=[forget_verbmem,retain_knowmem]"])
+    assert run(cfg).status == "ok"
+    rows = [json.loads(line) for line in (run_dir_for(cfg)[0] / "metrics.jsonl").read_text().splitlines()]
+    splits = sorted({r["split"] for r in rows if r["split"].startswith("diag/sequential/")})
+    assert splits == [f"diag/sequential/request_{k}" for k in range(1, 5)]

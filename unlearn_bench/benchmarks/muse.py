@@ -61,6 +61,7 @@ log = logging.getLogger(__name__)
 
 CORPORA = ("news", "books", "fictitious")
 FORGET_SOURCES = ("raw", "scal", "sust")
+SUST_ALL = "all"  # forget_source=sust: every sust fold, unlearned one after another by the sequential diagnostic
 ATTACKS = ("loss", "zlib", "min_k", "min_k_plus_plus")
 # Chunks are cut by words before any tokenizer exists (the tiny model's is trained on this very text). Llama
 # spends ~1.3 tokens per English word, the tiny byte-level BPE ~1.6 (vocab 1024) to ~2.9 (vocab 400) on the
@@ -74,7 +75,7 @@ class MuseConfig:
     corpus: str = "fictitious"               # news | books | fictitious (generated, offline)
     data_dir: Optional[str] = None           # hub-layout copy: <dir>/<corpus>/<config>/<split>.json; None = hub
     forget_source: str = "raw"               # raw | scal (C5) | sust (C6)
-    forget_split: str = "forget"             # forget for raw; forget_1..forget_4 for scal/sust
+    forget_split: str = "forget"             # forget for raw; forget_1..forget_4 for scal/sust; all (sust): C6
     chunk_tokens: int = 2048                 # training texts are split into chunks of about this many tokens
     num_authors: int = 200                   # fictitious corpus: trained authors (+ holdout_percent% never trained)
     world_seed: int = 0
@@ -104,7 +105,8 @@ def load_corpus(cfg: MuseConfig) -> MuseCorpus:
     texts = {("raw", split): load_raw(c, split, d) for split in ("forget", "retain1", "retain2")}
     texts |= {("privleak", split): t for split, t in load_privleak(c, d).items()}
     if cfg.forget_source != "raw":
-        texts[(cfg.forget_source, cfg.forget_split)] = load_texts(c, cfg.forget_source, cfg.forget_split, d)
+        folds = SPLITS["sust"] if cfg.forget_split == SUST_ALL else (cfg.forget_split,)
+        texts |= {(cfg.forget_source, fold): load_texts(c, cfg.forget_source, fold, d) for fold in folds}
     return MuseCorpus(
         texts=texts,
         knowmem={split: load_knowmem(c, split, d) for split in KNOWMEM_QA_SPLITS},
@@ -149,6 +151,8 @@ class MuseBenchmark:
         if cfg.forget_source not in FORGET_SOURCES:
             raise ValueError(f"bench.forget_source='{cfg.forget_source}' is not one of {FORGET_SOURCES}")
         allowed = ("forget",) if cfg.forget_source == "raw" else SPLITS[cfg.forget_source]
+        if cfg.forget_source == "sust":
+            allowed += (SUST_ALL,)
         if cfg.forget_split not in allowed:
             raise ValueError(f"bench.forget_split='{cfg.forget_split}' with forget_source={cfg.forget_source}: "
                              f"choose from {list(allowed)}")
@@ -172,7 +176,7 @@ class MuseBenchmark:
     def train_sets(self) -> dict[str, list[QA]]:
         """target / retain fine-tuning sets and the forget / retain sets of unlearning."""
         t = self.corpus.texts
-        forget = t[(self.cfg.forget_source, self.cfg.forget_split)]
+        forget = [x for fold in self.forget_folds() for x in t[(self.cfg.forget_source, fold)]]
         raw_retain = t[("raw", "retain1")] + t[("raw", "retain2")]
         dropped = set(forget)  # a scal/sust fold may reach into the retain texts: the retrain model never sees it
         return {
@@ -181,6 +185,17 @@ class MuseBenchmark:
             "forget": self._chunks(forget),
             "unlearn_retain": self._chunks(t[("raw", "retain1")]),
         }
+
+    def forget_folds(self) -> tuple[str, ...]:
+        """The folds the forget set is made of: one, or MUSE's four sust folds in order (C6)."""
+        return SPLITS["sust"] if self.cfg.forget_split == SUST_ALL else (self.cfg.forget_split,)
+
+    def request_sizes(self) -> list[int] | None:
+        """With forget_split=all (sust), the forget set's chunks per sust fold: the sequential diagnostic's
+        requests, so C6 unlearns MUSE's folds one after another (swj0419/muse_bench, sustainability)."""
+        if self.cfg.forget_split != SUST_ALL:
+            return None
+        return [len(self._chunks(self.corpus.texts[("sust", fold)])) for fold in self.forget_folds()]
 
     def data(self) -> BenchData:
         s, c = self.train_sets, self.corpus

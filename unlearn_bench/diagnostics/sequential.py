@@ -36,6 +36,17 @@ def split_requests(n: int, k: int) -> list[range]:
     return [range(a, b) for a, b in zip(bounds, bounds[1:])]
 
 
+def requests(inputs: DiagInputs, cfg: SequentialConfig) -> list[range]:
+    """The bench's own requests where it defines them (MUSE sust folds), else `cfg.requests` equal parts."""
+    sizes = inputs.bench.request_sizes() if hasattr(inputs.bench, "request_sizes") else None
+    if not sizes:
+        return split_requests(len(inputs.data.forget), cfg.requests)
+    if sum(sizes) != len(inputs.data.forget):
+        raise ValueError(f"the bench's requests cover {sum(sizes)} forget items, the forget set has {len(inputs.data.forget)}")
+    bounds = [sum(sizes[:i]) for i in range(len(sizes) + 1)]
+    return [range(a, b) for a, b in zip(bounds, bounds[1:])]
+
+
 def metric_name(m: Metric) -> str:
     return m.metric if m.split == "summary" else f"{m.split}_{m.metric}"
 
@@ -44,7 +55,7 @@ def run(inputs: DiagInputs, cfg: SequentialConfig) -> DiagResult:
     run_cfg, data = inputs.cfg, inputs.data
     model = loading.load_saved(inputs.model_dirs["finetuned"], run_cfg.model)
     out = DiagResult()
-    for k, idx in enumerate(split_requests(len(data.forget), cfg.requests), start=1):
+    for k, idx in enumerate(requests(inputs, cfg), start=1):
         request = dataclasses.replace(
             data, forget=[data.forget[i] for i in idx],
             forget_perturbed=[data.forget_perturbed[i] for i in idx] if data.forget_perturbed else [])
