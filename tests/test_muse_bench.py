@@ -18,14 +18,13 @@ from unlearn_bench.benchmarks.fictitious.muse_corpus import (
     write_hub_layout,
 )
 from unlearn_bench.benchmarks.muse import (
-    ATTACKS,
     WORDS_PER_TOKEN,
     MuseBenchmark,
     MuseConfig,
     load_corpus,
-    mia_scores,
     word_chunks,
 )
+from unlearn_bench.evaluation.mia_eval import ATTACKS, mia_scores
 from unlearn_bench.benchmarks.fictitious.world import generate_world
 from unlearn_bench.config import register_configs
 from unlearn_bench.data.collate import PromptFormat
@@ -140,7 +139,7 @@ def test_mia_scores_match_unbatched_computation(tiny_lm):
     model, tok = tiny_lm
     lm = LM(model, tok, PromptFormat("plain"), max_length=64, batch_size=2)
     texts = ["item 1 is a cat.", "item 22 is a river and item 3 is a tree.", "item 4 is a dog", "a"]
-    scores = mia_scores(lm, texts)
+    scores = mia_scores(lm, [QA(None, t) for t in texts])
     # the loss matches LM.token_logprobs (which also scores the EOS it appends)
     for text, loss in zip(texts, scores["loss"]):
         lp = lm.token_logprobs([QA(None, text)])[0][:-1]

@@ -71,3 +71,26 @@ def test_empty_forget_split_is_a_clear_error(compose_cfg, smoke_overrides):
 
     with pytest.raises(ValueError, match="forget split is empty"):
         check_data(BenchData([], [], [], []))
+
+
+def test_forget_vs_holdout_auc_rows_separate_a_memorising_model(tiny_lm):
+    """MIA AUC per attack: 1.0 when the model has memorised the forget answers and not the holdout ones."""
+    from unlearn_bench.data.collate import PromptFormat
+    from unlearn_bench.data.records import QA
+    from unlearn_bench.evaluation.lm import LM
+    from unlearn_bench.evaluation.mia_eval import forget_holdout_auc_rows
+    from unlearn_bench.methods.base import LossOutput, batch_nll
+    from unlearn_bench.data.batching import finetune_epochs
+    from unlearn_bench.device import make_accelerator
+    from unlearn_bench.training import OptimSettings, train
+    import copy
+
+    model, tok = copy.deepcopy(tiny_lm[0]), tiny_lm[1]
+    fmt = PromptFormat("plain")
+    forget = [QA(f"what is item {i}?", f"item {i} is a {w}") for i, w in enumerate(["cat", "dog", "tree", "river"] * 2)]
+    holdout = [QA(f"what is item {i}?", f"item {i} is a {w}") for i, w in enumerate(["river", "cat", "dog", "tree"] * 2, start=100)]
+    train(model, lambda m, b: LossOutput(batch_nll(m, b.forget)), finetune_epochs(forget, tok, fmt, 64, 8, 0), 1,
+          OptimSettings(lr=3e-3, epochs=60, batch_size=8), make_accelerator(cpu=True))
+    rows = {m.metric: m.value for m in forget_holdout_auc_rows(LM(model, tok, fmt, 64, 8), forget, holdout)}
+    assert set(rows) == {"auc_loss", "auc_zlib", "auc_min_k", "auc_min_k_plus_plus"}
+    assert rows["auc_loss"] == 1.0 and rows["auc_min_k"] > 0.9

@@ -88,7 +88,8 @@ def test_tiny_run_end_to_end_on_forget01(tofu_dir: Path, tmp_path: Path, compose
     for method in ("finetuned", "retain", "ga"):
         got = {(r["split"], r["metric"]): r["value"] for r in rows if r["method"] == method}
         expected = {("summary", "forget_quality"), ("summary", "model_utility")} | {
-            (s, m) for s in ("forget", "retain", "real_authors", "world_facts") for m in ("prob", "rouge", "truth_ratio")}
+            (s, m) for s in ("forget", "retain", "real_authors", "world_facts") for m in ("prob", "rouge", "truth_ratio")} | {
+            ("forget_holdout", f"auc_{a}") for a in ("loss", "zlib", "min_k", "min_k_plus_plus")}
         assert set(got) == expected, method
         assert all(math.isfinite(v) for v in got.values()), method
     # The retain model compared with itself: identical truth-ratio samples, KS p-value 1.

@@ -5,7 +5,7 @@ import dataclasses
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Sequence
 
 import pandas as pd
 from omegaconf import DictConfig, OmegaConf
@@ -77,7 +77,3 @@ def write_failed(run_dir: Path, cfg: DictConfig, record: RunRecord) -> None:
     run_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(run_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
     atomic_write_text(run_dir / "run.json", json.dumps(dataclasses.asdict(record), indent=1))
-
-
-def as_dict(cfg: DictConfig) -> dict[str, Any]:
-    return OmegaConf.to_container(cfg, resolve=True)

@@ -26,7 +26,6 @@ from functools import cached_property
 from typing import Any, Optional, Sequence
 
 import numpy as np
-import torch
 
 from unlearn_bench.benchmarks.base import SELF_REFERENCE, BenchData, EvalOutput, Metric
 from unlearn_bench.benchmarks.fictitious.muse_corpus import MuseCorpus, fictitious_corpus
@@ -40,9 +39,9 @@ from unlearn_bench.benchmarks.muse_data import (
     load_texts,
     load_verbmem,
 )
-from unlearn_bench.data.collate import encode_example
 from unlearn_bench.data.records import QA
 from unlearn_bench.evaluation.lm import LM
+from unlearn_bench.evaluation.mia_eval import ATTACKS, mia_scores
 from unlearn_bench.metrics import mia
 from unlearn_bench.metrics.muse import (
     KNOWMEM_MAX_NEW_TOKENS,
@@ -62,7 +61,6 @@ log = logging.getLogger(__name__)
 CORPORA = ("news", "books", "fictitious")
 FORGET_SOURCES = ("raw", "scal", "sust")
 SUST_ALL = "all"  # forget_source=sust: every sust fold, unlearned one after another by the sequential diagnostic
-ATTACKS = ("loss", "zlib", "min_k", "min_k_plus_plus")
 # Chunks are cut by words before any tokenizer exists (the tiny model's is trained on this very text). Llama
 # spends ~1.3 tokens per English word, the tiny byte-level BPE ~1.6 (vocab 1024) to ~2.9 (vocab 400) on the
 # fictitious corpus's invented names; 0.3 words a token fits all of them.
@@ -113,30 +111,6 @@ def load_corpus(cfg: MuseConfig) -> MuseCorpus:
         icl={split: load_icl(c, split, d) for split in KNOWMEM_QA_SPLITS},
         verbmem=load_verbmem(c, d),
     )
-
-
-@torch.inference_mode()
-def mia_scores(lm: LM, texts: Sequence[str], k: float = PRIVLEAK_MIN_K) -> dict[str, list[float]]:
-    """Every attack's score of every text (higher = less likely member), from one batched forward pass.
-
-    Token log-probs as swj0419/muse_bench metrics/privleak.py `compute_ppl` collects them: the text with BOS and
-    no EOS, every token after the first scored. Min-K%++ needs each position's full next-token distribution,
-    which `LM.token_logprobs` does not return, hence this pass over the model itself.
-    """
-    encoded = [encode_example(QA(None, t), lm.tokenizer, lm.fmt, lm.max_length, add_eos=False) for t in texts]
-    scores: dict[str, list[float]] = {a: [0.0] * len(texts) for a in ATTACKS}
-    for idx, batch, logits in lm.forward_batches(encoded):
-        for row, i in enumerate(idx):
-            n = len(encoded[i][0])
-            row_logits, targets = logits[row, : n - 1], batch.input_ids[row, 1:n]
-            lp = torch.log_softmax(row_logits.float(), -1).gather(-1, targets[:, None]).squeeze(-1).cpu().numpy()
-            mu, sigma = mia.min_k_plus_plus_stats(row_logits)
-            scores["loss"][i] = mia.loss_score(lp)
-            scores["zlib"][i] = mia.zlib_score(lp, texts[i])
-            scores["min_k"][i] = mia.min_k_score(lp, k)
-            scores["min_k_plus_plus"][i] = mia.min_k_plus_plus_score(lp, mu, sigma, k)
-        del logits
-    return scores
 
 
 class MuseBenchmark:
@@ -251,7 +225,7 @@ class MuseBenchmark:
         """C3 and the MIA rows: each attack's AUC on forget-vs-holdout and retain-vs-holdout privleak texts."""
         cap = self.cfg.eval_max_examples
         texts = {split: self.corpus.texts[("privleak", split)][:cap] for split in SPLITS["privleak"]}
-        scores = {split: mia_scores(lm, t) for split, t in texts.items()}
+        scores = {split: mia_scores(lm, [QA(None, x) for x in t], PRIVLEAK_MIN_K) for split, t in texts.items()}
         aucs = {f"{members}_holdout": {a: mia.mia_auc(scores[members][a], scores["holdout"][a]) for a in ATTACKS}
                 for members in ("forget", "retain")}
         metrics = [Metric(pair, f"auc_{a}", v, None) for pair, by_attack in aucs.items() for a, v in by_attack.items()]

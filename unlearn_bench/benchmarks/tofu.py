@@ -24,6 +24,7 @@ from typing import Any, Optional
 from unlearn_bench.benchmarks.base import BenchData, EvalOutput
 from unlearn_bench.benchmarks.tofu_data import (
     HUB_ID,
+    holdout_split_for,
     load_refusals,
     load_tofu_split,
     retain_split_for,
@@ -33,6 +34,7 @@ from unlearn_bench.benchmarks.tofu_data import (
 )
 from unlearn_bench.data.records import QA, DataError, EvalQA
 from unlearn_bench.evaluation.lm import LM
+from unlearn_bench.evaluation.mia_eval import forget_holdout_auc_rows
 from unlearn_bench.evaluation.qa_eval import reference_forget_scores, score_splits, tofu_family_output
 
 log = logging.getLogger(__name__)
@@ -134,8 +136,12 @@ class TofuBenchmark:
                 for name, (split, _) in EVAL_SPLITS.items()}
 
     def evaluate(self, lm: LM, reference: dict[str, Any] | None) -> EvalOutput:
-        results = score_splits(lm, self.eval_splits(), self.cfg.max_new_tokens)
+        splits = self.eval_splits()
+        results = score_splits(lm, splits, self.cfg.max_new_tokens)
         out = tofu_family_output(results, reference_forget_scores(results, reference))
+        # MIA per attack: forget answers vs the matching holdout split's (TOFU holdout01/05/10, never trained on).
+        holdout = self._qa(holdout_split_for(self.cfg.forget_split))[: len(splits["forget"])]
+        out.metrics += forget_holdout_auc_rows(lm, [q.as_qa() for q in splits["forget"]], holdout)
         # TOFU's file names, which its aggregate_eval_stat.py looks up (`get_model_utility`'s eval_task_dict).
         out.logs = {f"{EVAL_SPLITS[name][1]}.json": out.logs[f"eval_log_{name}.json"] for name in results}
         return out

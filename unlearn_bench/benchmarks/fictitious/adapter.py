@@ -11,6 +11,7 @@ from unlearn_bench.benchmarks.base import BenchData, EvalOutput
 from unlearn_bench.benchmarks.fictitious.world import World, generate_world
 from unlearn_bench.data.records import DataError, EvalQA
 from unlearn_bench.evaluation.lm import LM
+from unlearn_bench.evaluation.mia_eval import forget_holdout_auc_rows
 from unlearn_bench.evaluation.qa_eval import reference_forget_scores, score_splits, tofu_family_output
 
 FORGET_PERCENT = {"forget01": 1, "forget05": 5, "forget10": 10}
@@ -110,8 +111,12 @@ class FictitiousBenchmark:
         }
 
     def evaluate(self, lm: LM, reference: dict[str, Any] | None) -> EvalOutput:
-        results = score_splits(lm, self.eval_splits(), self.cfg.max_new_tokens)
-        return tofu_family_output(results, reference_forget_scores(results, reference))
+        splits = self.eval_splits()
+        results = score_splits(lm, splits, self.cfg.max_new_tokens)
+        out = tofu_family_output(results, reference_forget_scores(results, reference))
+        holdout = self.splits()["holdout"][: len(splits["forget"])]
+        out.metrics += forget_holdout_auc_rows(lm, [q.as_qa() for q in splits["forget"]], [q.as_qa() for q in holdout])
+        return out
 
 
 def build(cfg: FictitiousConfig) -> FictitiousBenchmark:
