@@ -42,10 +42,6 @@ class Context:
     fmt: PromptFormat
     accelerator: Any
 
-    @property
-    def model_cfg(self) -> DictConfig:
-        return self.cfg.model
-
     def model_key(self, role: str) -> dict[str, Any]:
         m = OmegaConf.to_container(self.cfg.model, resolve=True)
         m.pop("name", None)

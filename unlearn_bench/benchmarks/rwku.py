@@ -59,6 +59,9 @@ from unlearn_bench.data.records import QA, DataError, require_field
 from unlearn_bench.evaluation.lm import LM
 from unlearn_bench.metrics.mia import loss_score, mia_auc, orientation
 from unlearn_bench.metrics.rwku import (
+    FLUENCY_MAX_NEW_TOKENS,
+    PROBE_MAX_NEW_TOKENS,
+    PROBE_STOP_STRINGS,
     fluency_entropy,
     fluency_prompt,
     mia_loss_summary,
@@ -73,6 +76,13 @@ RETAIN_CORPORA = ("none", "other_targets")
 FLUENCY = "fluency"
 
 
+def first_line(generation: str) -> str:
+    """The answer up to RWKU's first stop string (its probes stop generating at a newline token)."""
+    for stop in PROBE_STOP_STRINGS:
+        generation = generation.split(stop, 1)[0]
+    return generation.strip()
+
+
 @dataclass
 class RwkuConfig:
     name: str = "rwku"
@@ -82,11 +92,11 @@ class RwkuConfig:
     targets: Optional[list[str]] = None      # single-target setting, e.g. [1_Stephen_King]
     num_targets: Optional[int] = None        # batch setting: the first N targets
     retain_corpus: str = "none"              # none (RWKU's main setting) | other_targets
-    max_new_tokens: int = 30                 # RWKU's probe answers (PROBE_MAX_NEW_TOKENS)
+    max_new_tokens: int = PROBE_MAX_NEW_TOKENS   # RWKU's probe answers
     eval_max_examples: Optional[int] = None  # cap per forget level and on forget_mia texts (None = all)
     retain_eval_examples: Optional[int] = None  # cap per neighbour level and on retain_mia texts
     fluency_max_examples: Optional[int] = 50    # fluency.json instructions scored (RWKU: all 50)
-    fluency_max_new_tokens: int = 256           # RWKU's FLUENCY_MAX_NEW_TOKENS
+    fluency_max_new_tokens: int = FLUENCY_MAX_NEW_TOKENS
     # source=fictitious only: the generated world.
     num_authors: int = 100
     holdout_authors: int = 10
@@ -218,7 +228,7 @@ class RwkuBenchmark:
         every = [p for ps in splits.values() for p in ps]
         prompts = [render_prompt(probe_prompt(p.query, p.level, p.type, p.subject), lm.tokenizer) for p in every]
         # RWKU stops at the first newline token (`terminators`); under greedy decoding, cutting afterwards is equal.
-        answers = [g.split("\n", 1)[0].strip() for g in lm.generate(prompts, self.cfg.max_new_tokens, raw=True)]
+        answers = [first_line(g) for g in lm.generate(prompts, self.cfg.max_new_tokens, raw=True)]
         start = 0
         for split, probes in splits.items():
             preds, split_prompts = answers[start: start + len(probes)], prompts[start: start + len(probes)]

@@ -30,9 +30,6 @@ PROBE_MAX_NEW_TOKENS = 30
 PROBE_STOP_STRINGS = ("\n",)
 # eval_fluency: 256 new tokens, stopping only at EOS / <|eot_id|>.
 FLUENCY_MAX_NEW_TOKENS = 256
-# eval_triviaqa: 30 new tokens; eval_bbh: 256 (chain of thought, answer parsed after "the answer is").
-TRIVIAQA_MAX_NEW_TOKENS = 30
-BBH_MAX_NEW_TOKENS = 256
 
 # --- prompts -------------------------------------------------------------------------------------------------
 # The user turn goes through the model's chat template (`apply_chat_template(..., add_generation_prompt=True)`),
