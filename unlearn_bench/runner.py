@@ -96,9 +96,7 @@ def run(cfg: DictConfig) -> RunRecord:
     result = stages.unlearn(model, tokenizer, method, cfg.method, data, ctx.fmt, cfg.model.max_length, cfg.seed, ctx.accelerator)
     unlearned_eval = None
     if result.status == "ok":
-        unlearned_eval = stages.evaluate(bench, ctx.accelerator.unwrap_model(model), tokenizer, ctx.fmt,
-                                         cfg.model.max_length, cfg.eval.batch_size, retain_eval.reference_data)
-        unlearned_eval.metrics += utility_metrics(ctx.accelerator.unwrap_model(model), tokenizer, cfg.eval)
+        unlearned_eval = evaluate_model(ctx, ctx.accelerator.unwrap_model(model), tokenizer, retain_eval.reference_data)
     rows = metric_rows(cfg, run_id, {"finetuned": target_eval, "retain": retain_eval}, unlearned_eval, result.status)
     if unlearned_eval is not None and cfg.eval.diagnostics:
         rows += run_diagnostics(ctx, ctx.accelerator.unwrap_model(model), tokenizer, run_id, lambda: build_method(cfg.method),
@@ -141,6 +139,14 @@ def finetuned_model(ctx: Context, role: str, examples: list, tokenizer: Any) -> 
     return str(path)
 
 
+def evaluate_model(ctx: Context, model: Any, tokenizer: Any, reference: dict[str, Any] | None) -> EvalOutput:
+    """The benchmark's metrics plus the lm-eval utility rows of `eval.utility` (none when its task list is empty)."""
+    cfg = ctx.cfg
+    out = stages.evaluate(ctx.bench, model, tokenizer, ctx.fmt, cfg.model.max_length, cfg.eval.batch_size, reference)
+    out.metrics += utility_metrics(model, tokenizer, cfg.eval)
+    return out
+
+
 def cached_eval(ctx: Context, role: str, model_dir: str, reference: dict[str, Any] | None,
                 reference_model: str | None = None) -> EvalOutput:
     cfg = ctx.cfg
@@ -151,9 +157,7 @@ def cached_eval(ctx: Context, role: str, model_dir: str, reference: dict[str, An
     def build(out: Path) -> None:
         model = loading.load_saved(model_dir, cfg.model).to(ctx.accelerator.device)
         tok = loading.load_tokenizer(model_dir, cfg.model)
-        result = stages.evaluate(ctx.bench, model, tok, ctx.fmt, cfg.model.max_length, cfg.eval.batch_size, reference)
-        result.metrics += utility_metrics(model, tok, cfg.eval)
-        stages.save_eval(result, out / "eval.json")
+        stages.save_eval(evaluate_model(ctx, model, tok, reference), out / "eval.json")
 
     path, hit = cached_stage(cfg.paths.cache_dir, "eval", key, build)
     log.info("%s evaluation: %s", role, "reused from cache" if hit else "computed")
