@@ -94,3 +94,27 @@ def test_forget_vs_holdout_auc_rows_separate_a_memorising_model(tiny_lm):
     rows = {m.metric: m.value for m in forget_holdout_auc_rows(LM(model, tok, fmt, 64, 8), forget, holdout)}
     assert set(rows) == {"auc_loss", "auc_zlib", "auc_min_k", "auc_min_k_plus_plus"}
     assert rows["auc_loss"] == 1.0 and rows["auc_min_k"] > 0.9
+
+
+@pytest.mark.parametrize("schedule", ["linear", "cosine"])
+def test_training_follows_the_configured_schedule(tiny_lm, schedule):
+    import copy
+    import math
+
+    from unlearn_bench.data.batching import finetune_epochs
+    from unlearn_bench.data.collate import PromptFormat
+    from unlearn_bench.data.records import QA
+    from unlearn_bench.device import make_accelerator
+    from unlearn_bench.methods.base import LossOutput, batch_nll
+    from unlearn_bench.training import OptimSettings, train
+
+    model, tok = copy.deepcopy(tiny_lm[0]), tiny_lm[1]
+    data = [QA(f"q{i}", f"a{i}") for i in range(8)]
+    settings = OptimSettings(lr=1e-3, epochs=10, batch_size=8, warmup_ratio=0.2, scheduler=schedule)
+    result = train(model, lambda m, b: LossOutput(batch_nll(m, b.forget)), finetune_epochs(data, tok, PromptFormat(), 32, 8, 0),
+                   1, settings, make_accelerator(cpu=True))
+    lrs = [h["lr"] for h in result.history]
+    assert len(lrs) == 10 and lrs[0] == 0.0 and lrs[2] == pytest.approx(1e-3)  # two warmup steps, then the peak
+    progress = [(s - 2) / 8 for s in range(2, 10)]
+    expected = [1e-3 * (1 - p) if schedule == "linear" else 1e-3 * 0.5 * (1 + math.cos(math.pi * p)) for p in progress]
+    assert lrs[2:] == pytest.approx(expected)

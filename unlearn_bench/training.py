@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import Any, Callable, Iterable, Iterator
 
 import torch
@@ -18,6 +19,15 @@ from transformers import get_scheduler
 from unlearn_bench.methods.base import LossOutput
 
 log = logging.getLogger(__name__)
+
+
+class Scheduler(Enum):
+    """Learning-rate schedules (transformers' `get_scheduler` names); an unknown name fails at config time."""
+
+    linear = "linear"
+    cosine = "cosine"
+    constant = "constant"
+    constant_with_warmup = "constant_with_warmup"
 
 
 @dataclass
@@ -33,13 +43,13 @@ class OptimFields:
     warmup_ratio: float = 0.0
     weight_decay: float = 0.0
     max_grad_norm: float = 1.0
+    scheduler: Scheduler = Scheduler.linear  # warmup (warmup_ratio) then this schedule
 
 
 @dataclass
 class OptimSettings(OptimFields):
     warmup_ratio: float = 0.1
     weight_decay: float = 0.01
-    scheduler: str = "linear"
 
 
 @dataclass
@@ -73,7 +83,7 @@ def train(
     params = [p for p in (parameters if parameters is not None else model.parameters()) if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=settings.lr, weight_decay=settings.weight_decay)
     n_steps = total_steps(settings, batches_per_epoch)
-    scheduler = get_scheduler(settings.scheduler, optimizer, int(settings.warmup_ratio * n_steps), n_steps)
+    scheduler = get_scheduler(Scheduler(settings.scheduler).value, optimizer, int(settings.warmup_ratio * n_steps), n_steps)
     model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
     model.train()
     history: list[dict[str, float]] = []
@@ -100,10 +110,11 @@ def train(
             if settings.max_grad_norm > 0:
                 accelerator.clip_grad_norm_(params, settings.max_grad_norm)
             optimizer.step()
+            lr = scheduler.get_last_lr()[0]  # the rate this step used
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
             done += 1
-            record = {"step": done, "loss": out.loss.item(), **out.components}
+            record = {"step": done, "loss": out.loss.item(), "lr": lr, **out.components}
             history.append(record)
             bar.update(1)
             bar.set_postfix(loss=f"{record['loss']:.3f}")
