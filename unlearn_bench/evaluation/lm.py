@@ -1,8 +1,10 @@
 """The model interface every evaluator uses (lm-eval style: small and batched).
 
 `answer_losses` scores (question, answer) pairs: per-token mean NLL of the answer tokens (EOS included, as
-TOFU's `convert_raw_data_to_model_format` labels it). `generate` is left-padded batched greedy decoding with
-the KV cache. Both sort by length so batches pad little, and hold one batch of logits at a time.
+TOFU's `convert_raw_data_to_model_format` labels it). `completion_logprobs` and `next_token_choices` score raw
+prompts the way open-instruct-style harnesses do (RWKU's utility files). `generate` is left-padded batched
+greedy decoding with the KV cache. All sort by length so batches pad little, and hold one batch of logits at
+a time.
 """
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from unlearn_bench.data.collate import PromptFormat, encode_example, pad_batch
 from unlearn_bench.data.records import QA
 from unlearn_bench.device import eval_device
-from unlearn_bench.methods.base import Batch, shifted_token_nll
+from unlearn_bench.methods.base import IGNORE_INDEX, Batch, shifted_token_nll
 
 
 @dataclass
@@ -41,6 +43,38 @@ class LM:
         """Log-probability of every answer token, one 1-D tensor per pair (for MIA scores)."""
         return self._token_stats(pairs, reduce="none")
 
+    @torch.inference_mode()
+    def completion_logprobs(self, pairs: Sequence[tuple[str, str]]) -> list[float]:
+        """Summed log-probability of each completion after its raw prompt, as open-instruct's `score_completions`
+        (which RWKU's TruthfulQA uses) computes it: a space joins them unless the prompt ends in a space or
+        newline, the joined text is tokenized once, and the completion is every token past the prompt's own
+        token count. Over-long texts lose their oldest prompt tokens."""
+        encoded = []
+        for prompt, completion in pairs:
+            joined = prompt if prompt[-1:] in ("\n", " ") else prompt + " "
+            ids = self.tokenizer(joined + completion)["input_ids"]
+            n_prompt = len(self.tokenizer(prompt)["input_ids"])
+            labels = [IGNORE_INDEX] * n_prompt + ids[n_prompt:]
+            encoded.append((ids[-self.max_length:], labels[-self.max_length:]))
+        return [-float(x) for x in self._label_stats(encoded, reduce="sum")]
+
+    @torch.inference_mode()
+    def next_token_choices(self, prompts: Sequence[str], candidate_ids: Sequence[int]) -> list[int]:
+        """Index into `candidate_ids` of the most likely next token after each raw prompt (open-instruct's
+        `get_next_word_predictions` with candidates, as RWKU's MMLU scores letters). Over-long prompts keep
+        their last `max_length` tokens."""
+        encoded = []
+        for prompt in prompts:
+            ids = self.tokenizer(prompt)["input_ids"][-self.max_length:]
+            encoded.append((ids, ids))
+        candidates = torch.tensor(list(candidate_ids))
+        out = [0] * len(encoded)
+        for idx, batch, logits in self.forward_batches(encoded):
+            for row, i in enumerate(idx):
+                last = logits[row, len(encoded[i][0]) - 1]
+                out[i] = int(last[candidates.to(last.device)].argmax())
+        return out
+
     def forward_batches(
         self, encoded: Sequence[tuple[list[int], list[int]]]
     ) -> Iterator[tuple[list[int], Batch, torch.Tensor]]:
@@ -56,7 +90,10 @@ class LM:
             yield idx, batch, self.model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
 
     def _token_stats(self, pairs: Sequence[QA], reduce: str) -> list:
-        encoded = [encode_example(qa, self.tokenizer, self.fmt, self.max_length) for qa in pairs]
+        return self._label_stats([encode_example(qa, self.tokenizer, self.fmt, self.max_length) for qa in pairs], reduce)
+
+    def _label_stats(self, encoded: Sequence[tuple[list[int], list[int]]], reduce: str) -> list:
+        """Per example: mean or summed NLL of the labelled tokens, or (reduce='none') their log-probabilities."""
         out: list = [None] * len(encoded)
         for idx, batch, logits in self.forward_batches(encoded):
             nll, mask = shifted_token_nll(logits, batch.labels)
@@ -64,15 +101,17 @@ class LM:
             for row, i in enumerate(idx):
                 if reduce == "mean":
                     out[i] = (nll[row].sum() / mask[row].sum().clamp(min=1)).item()
+                elif reduce == "sum":
+                    out[i] = nll[row].sum().item()
                 else:
                     out[i] = (-nll[row][mask[row]]).float().cpu()
         return out
 
     @torch.inference_mode()
     def generate(self, questions: Sequence[str], max_new_tokens: int = 200, raw: bool = False,
-                 sample: bool = False) -> list[str]:
-        """Greedy continuation of each prompt (only the new text), stopping at EOS; `sample=True` draws from the
-        full distribution at temperature 1 instead (seed torch first)."""
+                 sample: bool = False, top_p: float = 1.0) -> list[str]:
+        """Greedy continuation of each prompt (only the new text), stopping at EOS; `sample=True` draws at
+        temperature 1 instead, from the full distribution or its `top_p` nucleus (seed torch first)."""
         prompts = [
             self.tokenizer(q)["input_ids"] if raw else self.fmt.prompt_ids(q, self.tokenizer) for q in questions
         ]
@@ -94,7 +133,7 @@ class LM:
                 attention_mask=mask.to(device),
                 max_new_tokens=max_new_tokens,
                 do_sample=sample,
-                **({"temperature": 1.0, "top_k": 0, "top_p": 1.0} if sample else {}),
+                **({"temperature": 1.0, "top_k": 0, "top_p": top_p} if sample else {}),
                 num_beams=1,
                 pad_token_id=self.pad_id,
                 eos_token_id=self.tokenizer.eos_token_id,
