@@ -3,17 +3,19 @@ end-to-end run through `runner.run`, and errors that name the bad file and recor
 from __future__ import annotations
 
 import json
+import logging
 import math
 import shutil
 from pathlib import Path
 
 import pytest
+import torch
 
 from unlearn_bench.benchmarks.fictitious.rwku_targets import ATTACKS, REVERSE_QUERY
 from unlearn_bench.benchmarks.rwku import RwkuBenchmark, RwkuConfig
 from unlearn_bench.benchmarks.rwku_data import FB
 from unlearn_bench.data.collate import PromptFormat
-from unlearn_bench.data.records import DataError
+from unlearn_bench.data.records import QA, DataError
 from unlearn_bench.evaluation.lm import LM
 from unlearn_bench.runner import run, run_dir_for
 
@@ -67,14 +69,25 @@ def test_batch_setting_pools_three_targets(rwku: Path) -> None:
 def test_evaluate_rows_on_real_probes(rwku: Path, tiny_lm) -> None:
     model, tokenizer = tiny_lm
     bench = local(rwku, targets=[KING], eval_max_examples=4, retain_eval_examples=3, max_new_tokens=3,
-                  fluency_max_examples=3, fluency_max_new_tokens=6)
+                  utility_max_examples=3, utility_max_new_tokens=6)
     out = bench.evaluate(LM(model, tokenizer, PromptFormat("plain"), max_length=128, batch_size=16), None)
     rows = {(m.split, m.metric): m for m in out.metrics}
+    utility = ["mmlu_acc", "bbh_em", "bbh_em_answer", "truthfulqa_mc1", "truthfulqa_mc2", "triviaqa_em",
+               "triviaqa_f1", "fluency_entropy"]
     for key in [("forget", "forget_fb"), ("forget", "forget_qa"), ("forget", "forget_aa"), ("neighbor", "neighbor_fb"),
                 ("neighbor", "neighbor_qa"), ("mia", "mia_forget_loss"), ("mia", "mia_retain_loss"),
-                ("mia", "mia_auc_loss"), ("utility", "fluency_entropy")]:
+                ("mia", "mia_auc_loss")] + [("utility", m) for m in utility]:
         assert key in rows, key
     assert all(math.isfinite(m.value) for m in out.metrics)
+    assert all(0 <= rows[("utility", m)].value <= 1 and rows[("utility", m)].higher_is_better for m in utility[:-1])
+    # every utility record leaves a log line; MMLU's prompt ends in RWKU's cue, TruthfulQA scores every choice
+    by_split = {split: [g for g in out.generations if g["split"] == split]
+                for split in ("mmlu", "bbh", "truthfulqa", "triviaqa", "fluency")}
+    assert all(len(v) == 3 for v in by_split.values())
+    assert by_split["mmlu"][0]["prompt"].endswith("Answer:") and by_split["mmlu"][0]["generation"] in "ABCD"
+    assert by_split["bbh"][0]["prompt"].endswith(" A:")
+    truthful = json.loads((rwku / KING / "truthful.json").read_text())[0]
+    assert set(by_split["truthfulqa"][0]["choice_logprobs"]) == set(truthful["mc2_targets"]["choices"])
     assert not rows[("forget", "forget_fb")].higher_is_better and rows[("neighbor", "neighbor_qa")].higher_is_better
     assert any(m.metric.startswith("forget_aa/") for m in out.metrics)
     # A tokenizer without a chat template gets RWKU's bare prompt, ending in "Answer:".
@@ -136,6 +149,26 @@ def test_malformed_probe_file_names_file_and_record(rwku: Path, tmp_path: Path) 
         local(tmp_path, targets=[KING]).data()
 
 
+@pytest.mark.parametrize("file, index, edit, message", [
+    ("retain_mmlu.json", 2, lambda r: r.pop("choices"), r"retain_mmlu\.json: record 2: missing field 'choices'"),
+    ("retain_mmlu.json", 1, lambda r: r["examples"][1].update(answer="B"),
+     r"retain_mmlu\.json: record 1: examples: record 2: field 'answer' should be"),
+    ("retain_mmlu.json", 3, lambda r: r.update(answer=7), r"retain_mmlu\.json: record 3: expected 4 choices and an answer index 0-3"),
+    ("truthful.json", 4, lambda r: r["mc1_targets"].update(labels=[1]),
+     r"truthful\.json: record 4: mc1_targets: needs as many labels as choices"),
+    ("triviaqa.json", 5, lambda r: r.update(answers=[]), r"triviaqa\.json: record 5: field 'answers' is empty"),
+    ("retain_bbh.json", 6, lambda r: r.pop("cot"), r"retain_bbh\.json: record 6: missing field 'cot'"),
+])
+def test_malformed_utility_file_fails_before_training(rwku: Path, tmp_path: Path, file, index, edit, message) -> None:
+    shutil.copytree(rwku / KING, tmp_path / KING)
+    path = tmp_path / KING / file
+    records = json.loads(path.read_text())
+    edit(records[index - 1])
+    path.write_text(json.dumps(records))
+    with pytest.raises(DataError, match=message):
+        local(tmp_path, targets=[KING]).data()
+
+
 def test_bad_settings_fail_with_the_choices(rwku: Path) -> None:
     with pytest.raises(ValueError, match="fictitious"):
         RwkuBenchmark(RwkuConfig(source="web"))
@@ -145,3 +178,68 @@ def test_bad_settings_fail_with_the_choices(rwku: Path) -> None:
         local(rwku, targets=["9_Nobody"]).data()
     with pytest.raises(DataError, match="unknown targets"):
         RwkuBenchmark(RwkuConfig(num_authors=12, targets=["1_Nobody"])).data()
+    with pytest.raises(ValueError, match=r"forget_corpus='generate' is not one of \('passages', 'generated', 'both'\)"):
+        RwkuBenchmark(RwkuConfig(forget_corpus="generate"))
+    with pytest.raises(ValueError, match=r"\['mmlu_pro'\] unknown; choose from \('mmlu', 'bbh'"):
+        RwkuBenchmark(RwkuConfig(utility_tasks=["mmlu", "mmlu_pro"]))
+
+
+def test_generated_forget_corpus_records(rwku: Path, tiny_lm) -> None:
+    from unlearn_bench.benchmarks.rwku_forget_corpus import generation_prompt, generator_intro
+
+    model, tokenizer = tiny_lm
+    bench = local(rwku, num_targets=2, forget_corpus="both", generated_per_target=3,
+                  generated_openings=["{subject}", "About {subject}:"], generated_max_new_tokens=8)
+    king = bench.targets[0]
+    # RWKU's generator saw the intro without intro.json's leading "Please forget Stephen King."
+    assert generator_intro(king) == 'Stephen King is a prolific American author, renowned as the "King of Horror".'
+    assert generation_prompt(king, tokenizer) == (
+        f"{generator_intro(king)} You know Stephen King very well.\nPlease write a short biography of Stephen King.\n")
+    torch.manual_seed(0)
+    records = bench.generate_forget(LM(model, tokenizer, PromptFormat("plain"), max_length=320, batch_size=4))
+    assert [r["id"] for r in records] == [f"{t.subject} {k}" for t in bench.targets for k in range(3)]
+    assert records[0]["text"].startswith("Stephen King") and records[1]["text"].startswith("About Stephen King:")
+    assert records[3]["subject"] == bench.targets[1].subject and records[3]["intro"] == bench.targets[1].intro
+    assert len({r["text"] for r in records[:3]}) > 1  # sampled, not greedy
+    data = bench.data()
+    both = bench.with_generated_forget(data, records)
+    assert both.forget == data.forget + [QA(None, r["text"]) for r in records]
+    only = local(rwku, num_targets=2, forget_corpus="generated").with_generated_forget(data, records)
+    assert only.forget == [QA(None, r["text"]) for r in records] and only.retain == data.retain
+    assert local(rwku).generation_key() is None and bench.generation_key()["per_target"] == 3
+
+
+def test_generation_prompt_uses_the_chat_template(rwku: Path, tiny_lm) -> None:
+    import copy
+
+    from unlearn_bench.benchmarks.rwku_forget_corpus import generation_prompt
+
+    tokenizer = copy.deepcopy(tiny_lm[1])
+    tokenizer.chat_template = ("{% for m in messages %}<{{ m['role'] }}>{{ m['content'] }}</{{ m['role'] }}>{% endfor %}"
+                               "{% if add_generation_prompt %}<assistant>{% endif %}")
+    king = local(rwku).targets[0]
+    assert generation_prompt(king, tokenizer) == (
+        '<system>Stephen King is a prolific American author, renowned as the "King of Horror". You know Stephen King '
+        "very well.</system><user>Please write a short biography of Stephen King.</user><assistant>")
+
+
+@pytest.mark.slow
+def test_end_to_end_on_the_generated_forget_corpus(compose_cfg, smoke_overrides, caplog) -> None:
+    caplog.set_level(logging.INFO)
+    base = smoke_overrides + ["bench=rwku", "bench.num_authors=8", "bench.holdout_authors=3", "method=ga",
+                              "method.lr=1e-3", "method.max_steps=0", "method.epochs=1", "method.batch_size=2",
+                              "bench.generated_per_target=5", "bench.generated_max_new_tokens=24"]
+    steps = {}
+    for corpus in ("passages", "generated", "both"):
+        cfg = compose_cfg(base + [f"bench.forget_corpus={corpus}"])
+        assert run(cfg).status == "ok"
+        run_dir, _ = run_dir_for(cfg)
+        steps[corpus] = len((run_dir / "train_history.jsonl").read_text().splitlines())
+    # one epoch in batches of 2: 2 passages -> 1 step, 5 generated texts -> 3 steps, all 7 -> 4 steps
+    assert steps == {"passages": 1, "generated": 3, "both": 4}
+    # generated once by the cached target model, reused by the next run that needs it
+    (entry,) = (Path(cfg.paths.cache_dir) / "forget_corpus").iterdir()
+    records = json.loads((entry / "forget_corpus.json").read_text())
+    subject = RwkuBenchmark(RwkuConfig(num_authors=8, holdout_authors=3)).targets[0].subject
+    assert len(records) == 5 and all(r["text"].startswith(subject) for r in records)
+    assert "generated forget corpus" in caplog.text and "reused from cache" in caplog.text

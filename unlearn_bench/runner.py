@@ -6,6 +6,7 @@ sweep over methods trains the target and retain models once.
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import time
 from dataclasses import dataclass
@@ -15,12 +16,13 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from unlearn_bench import stages
-from unlearn_bench.benchmarks.base import SELF_REFERENCE, BenchData, Benchmark, EvalOutput
+from unlearn_bench.benchmarks.base import SELF_REFERENCE, BenchData, Benchmark, EvalOutput, GeneratesForgetCorpus
 from unlearn_bench.benchmarks.registry import build_benchmark
 from unlearn_bench.cache import cached_stage, config_hash
 from unlearn_bench.data.collate import PromptFormat
 from unlearn_bench.device import make_accelerator, seed_everything
 from unlearn_bench.diagnostics import check_names, run_diagnostics
+from unlearn_bench.evaluation.lm import LM
 from unlearn_bench.methods.registry import method_class
 from unlearn_bench.models import loading
 from unlearn_bench.results import MetricRow
@@ -83,6 +85,9 @@ def run(cfg: DictConfig) -> RunRecord:
 
     tokenizer = loading.base_tokenizer(cfg.model, data.tokenizer_corpus)
     target_dir = finetuned_model(ctx, "target", data.target_train, tokenizer)
+    if isinstance(bench, GeneratesForgetCorpus) and (generation := bench.generation_key()) is not None:
+        ctx.data = bench.with_generated_forget(data, generated_forget_corpus(ctx, target_dir, generation))
+        stages.check_data(ctx.data)
     retain_dir = finetuned_model(ctx, "retain", data.retain_train, tokenizer)
     retain_eval = cached_eval(ctx, "retain", retain_dir, SELF_REFERENCE)
     if target_dir == retain_dir:  # a pretrained model used as is is its own retain reference (RWKU, WMDP)
@@ -93,7 +98,7 @@ def run(cfg: DictConfig) -> RunRecord:
     model = loading.load_saved(target_dir, cfg.model)
     tokenizer = loading.load_tokenizer(target_dir, cfg.model)
     seed_everything(cfg.seed)
-    result = stages.unlearn(model, tokenizer, method, cfg.method, data, ctx.fmt, cfg.model.max_length, cfg.seed, ctx.accelerator)
+    result = stages.unlearn(model, tokenizer, method, cfg.method, ctx.data, ctx.fmt, cfg.model.max_length, cfg.seed, ctx.accelerator)
     unlearned_eval = None
     if result.status == "ok":
         unlearned_eval = evaluate_model(ctx, ctx.accelerator.unwrap_model(model), tokenizer, retain_eval.reference_data)
@@ -139,6 +144,28 @@ def finetuned_model(ctx: Context, role: str, examples: list, tokenizer: Any) -> 
     return str(path)
 
 
+def model_identity(ctx: Context, role: str, model_dir: str) -> Any:
+    """What a cache key needs to name a model: its training key, or the path of a model used as is."""
+    return ctx.model_key(role) if finetunes(ctx.cfg.model) or model_dir != ctx.cfg.model.path else model_dir
+
+
+def generated_forget_corpus(ctx: Context, target_dir: str, generation: dict[str, Any]) -> list[dict[str, Any]]:
+    """The forget corpus the target model writes (from cache when this model and `generation` made it before)."""
+    cfg = ctx.cfg
+    key = {"model": model_identity(ctx, "target", target_dir), "generation": generation, "seed": cfg.seed}
+
+    def build(out: Path) -> None:
+        model = loading.load_saved(target_dir, cfg.model).to(ctx.accelerator.device)
+        tok = loading.load_tokenizer(target_dir, cfg.model)
+        seed_everything(cfg.seed)
+        records = ctx.bench.generate_forget(LM(model, tok, ctx.fmt, cfg.model.max_length, cfg.eval.batch_size))
+        (out / "forget_corpus.json").write_text(json.dumps(records, indent=1))
+
+    path, hit = cached_stage(cfg.paths.cache_dir, "forget_corpus", key, build)
+    log.info("generated forget corpus: %s (%s)", path / "forget_corpus.json", "reused from cache" if hit else "written")
+    return json.loads((path / "forget_corpus.json").read_text())
+
+
 def evaluate_model(ctx: Context, model: Any, tokenizer: Any, reference: dict[str, Any] | None) -> EvalOutput:
     """The benchmark's metrics plus the lm-eval utility rows of `eval.utility` (none when its task list is empty)."""
     cfg = ctx.cfg
@@ -150,8 +177,7 @@ def evaluate_model(ctx: Context, model: Any, tokenizer: Any, reference: dict[str
 def cached_eval(ctx: Context, role: str, model_dir: str, reference: dict[str, Any] | None,
                 reference_model: str | None = None) -> EvalOutput:
     cfg = ctx.cfg
-    key = {"model": ctx.model_key(role) if finetunes(cfg.model) or model_dir != cfg.model.path else model_dir,
-           "reference": reference_model, "bench": OmegaConf.to_container(cfg.bench, resolve=True),
+    key = {"model": model_identity(ctx, role, model_dir), "reference": reference_model, "bench": OmegaConf.to_container(cfg.bench, resolve=True),
            "utility": OmegaConf.to_container(cfg.eval.utility, resolve=True)}
 
     def build(out: Path) -> None:

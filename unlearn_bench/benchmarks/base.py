@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from unlearn_bench.data.records import QA
 from unlearn_bench.evaluation.lm import LM
@@ -51,3 +51,18 @@ class Benchmark(Protocol):
     def evaluate(self, lm: LM, reference: dict[str, Any] | None) -> EvalOutput:
         """Metrics of `lm`; `reference` is the retain model's `EvalOutput.reference_data` (None for itself)."""
         ...
+
+
+@runtime_checkable
+class GeneratesForgetCorpus(Protocol):
+    """A benchmark whose forget corpus the target model writes itself (RWKU's synthetic corpus). The runner
+    generates it once the target model exists, caches it by target model and `generation_key`, and unlearns on
+    `with_generated_forget(data, records)`."""
+
+    def generation_key(self) -> dict[str, Any] | None:
+        """Everything besides the target model that determines the corpus; None when this run uses none."""
+        ...
+
+    def generate_forget(self, lm: LM) -> list[dict[str, Any]]: ...
+
+    def with_generated_forget(self, data: BenchData, records: list[dict[str, Any]]) -> BenchData: ...
