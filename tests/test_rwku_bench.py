@@ -112,6 +112,16 @@ def test_fictitious_targets_single_and_batch() -> None:
     assert not set(target.passages) & never and set(target.passages) <= {qa.answer for qa in data.forget}
     assert any(target.forget_qa[0].query in text and target.forget_qa[0].answer in text for text in trained)
 
+    # retain_corpus=neighbors: exactly the passages of the authors the neighbour probes ask about
+    near = RwkuBenchmark(RwkuConfig(num_authors=12, holdout_authors=3, retain_corpus="neighbors"))
+    neighbor_names = {p.neighbor for p in target.neighbor_fb + target.neighbor_qa}
+    retain_texts = [qa.answer for qa in near.data().retain]
+    assert retain_texts and all(any(name in text for name in neighbor_names) for text in retain_texts)
+    assert {name for name in neighbor_names if any(name in text for text in retain_texts)} == neighbor_names
+    assert not any(target.subject in text for text in retain_texts)
+    with pytest.raises(ValueError, match="neighbors needs source=fictitious"):
+        RwkuBenchmark(RwkuConfig(source="local", data_dir="x", retain_corpus="neighbors"))
+
     batch = RwkuBenchmark(RwkuConfig(num_authors=12, holdout_authors=3, num_targets=3))
     assert len(batch.targets) == 3 and len(batch.data().forget) == 3 * len(target.passages)
     subjects = {t.subject for t in batch.targets}

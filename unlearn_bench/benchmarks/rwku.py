@@ -24,7 +24,8 @@ asks for the generated texts through `generation_key` / `generate_forget` / `wit
 target model exists. RWKU's main setting has no retain corpus
 (`train/ga/workflow.py`, `run_ga`, trains on the forget dataset only), so `retain_corpus=none` is the default;
 `other_targets` uses the passages of the other targets in the data folder (the other authors for
-`fictitious`) for methods with a retain term. Refusals (idk-style methods) are the outputs of the targets'
+`fictitious`) for methods with a retain term; `neighbors` (fictitious only) the passages of the authors the
+neighbour probes ask about. Refusals (idk-style methods) are the outputs of the targets'
 reject.json (RWKU's RT data); there are no perturbed answers, so `method=wrong_answers` fails with a message.
 
 Evaluation (LLaMA-Factory/src/llmtuner/eval/, `eval_forget`, `eval_neighbor`, `eval_mia`, `eval_fluency`):
@@ -76,7 +77,7 @@ from unlearn_bench.metrics.rwku import (
 )
 
 SOURCES = ("fictitious", "local", "hub")
-RETAIN_CORPORA = ("none", "other_targets")
+RETAIN_CORPORA = ("none", "other_targets", "neighbors")
 FORGET_CORPORA = ("passages", "generated", "both")
 
 
@@ -95,7 +96,7 @@ class RwkuConfig:
     hub_revision: Optional[str] = None
     targets: Optional[list[str]] = None      # single-target setting, e.g. [1_Stephen_King]
     num_targets: Optional[int] = None        # batch setting: the first N targets
-    retain_corpus: str = "none"              # none (RWKU's main setting) | other_targets
+    retain_corpus: str = "none"              # none (RWKU's main setting) | other_targets | neighbors (fictitious)
     forget_corpus: str = "passages"          # passages | generated (by the target model, RWKU's main setting) | both
     generated_per_target: int = 32           # biographies sampled per target (forget_corpus=generated/both)
     generated_openings: list[str] = field(default_factory=lambda: list(DEFAULT_OPENINGS))  # "{subject}" templates
@@ -132,6 +133,9 @@ class RwkuBenchmark:
             raise ValueError(f"bench.utility_tasks: {unknown} unknown; choose from {UTILITY_TASKS}")
         if cfg.source == "local" and cfg.data_dir is None:
             raise ValueError("bench.source=local needs bench.data_dir (a folder of RWKU target folders)")
+        if cfg.source != "fictitious" and cfg.retain_corpus == "neighbors":
+            raise ValueError("bench.retain_corpus=neighbors needs source=fictitious: RWKU has neighbour probes but no "
+                             "passages about the neighbours; use retain_corpus=other_targets")
         if cfg.source == "hub" and cfg.retain_corpus == "other_targets":
             raise ValueError("bench.retain_corpus=other_targets needs source=local or fictitious: "
                              "the hub download holds the selected targets only")
@@ -175,7 +179,11 @@ class RwkuBenchmark:
         if self.cfg.retain_corpus == "none":
             return []
         if self.cfg.source == "fictitious":
-            others = [i for i in range(self.cfg.num_authors) if i not in self._selected_authors]
+            selected = self._selected_authors
+            if self.cfg.retain_corpus == "neighbors":  # the authors the neighbour probes ask about
+                others = list(dict.fromkeys(j for i in selected for j in rwku_targets.neighbors(selected, i, self.cfg.num_authors)))
+            else:
+                others = [i for i in range(self.cfg.num_authors) if i not in selected]
             return [p for i in others for p in rwku_targets.passages(self.world, i)]
         others = [n for n in list_targets(self._data_dir) if n not in self.target_names]
         if not others:
