@@ -32,6 +32,16 @@ def tiny_lm():
     return model, tokenizer
 
 
+@pytest.fixture
+def saved_model_dir(tmp_path, tiny_lm):
+    """`tiny_lm` saved with `save_pretrained`: what a hub model looks like once downloaded."""
+    model, tokenizer = tiny_lm
+    path = tmp_path / "local-llama"
+    model.save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path
+
+
 @pytest.fixture(scope="session")
 def compose_cfg():
     """Compose the real config (conf/) with overrides, as the CLI would."""

@@ -12,15 +12,6 @@ from unlearn_bench.methods.base import IGNORE_INDEX
 from unlearn_bench.runner import run, run_dir_for
 
 
-@pytest.fixture
-def saved_model_dir(tmp_path, tiny_lm):
-    model, tokenizer = tiny_lm
-    path = tmp_path / "local-llama"
-    model.save_pretrained(path)
-    tokenizer.save_pretrained(path)
-    return path
-
-
 @pytest.mark.slow
 def test_local_save_pretrained_model_runs_end_to_end(compose_cfg, smoke_overrides, saved_model_dir):
     cfg = compose_cfg(smoke_overrides + [

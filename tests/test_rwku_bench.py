@@ -253,3 +253,32 @@ def test_end_to_end_on_the_generated_forget_corpus(compose_cfg, smoke_overrides,
     subject = RwkuBenchmark(RwkuConfig(num_authors=8, holdout_authors=3)).targets[0].subject
     assert len(records) == 5 and all(r["text"].startswith(subject) for r in records)
     assert "generated forget corpus" in caplog.text and "reused from cache" in caplog.text
+
+
+@pytest.mark.slow
+def test_rwku_llama3_experiment_with_a_local_pretrained_model(compose_cfg, smoke_overrides, saved_model_dir,
+                                                             rwku: Path) -> None:
+    """The paper's setting (experiment=rwku_llama3: no fine-tuning, cosine schedule) on the shared Stephen King
+    folder, with a saved tiny model standing in for Llama-3 and the corpus the model writes itself."""
+    cfg = compose_cfg(smoke_overrides + [
+        "experiment=rwku_llama3", f"model.path={saved_model_dir}", "model.name=local-llama", "model.dtype=float32",
+        "model.max_length=256", "bench.source=local", f"bench.data_dir={rwku}", "bench.forget_corpus=generated",
+        "bench.generated_per_target=3", "bench.generated_max_new_tokens=8", "bench.eval_max_examples=2",
+        "bench.retain_eval_examples=2", "bench.max_new_tokens=2", "bench.utility_max_examples=2",
+        "bench.utility_max_new_tokens=2", "method.max_steps=4", "method.batch_size=2", "method.warmup_ratio=0",
+    ])
+    assert cfg.method.scheduler.name == "cosine" and cfg.model.finetune.epochs == 0
+    assert run(cfg).status == "ok"
+    run_dir, _ = run_dir_for(cfg)
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert {r["method"] for r in rows} == {"finetuned", "retain", "ga"}
+    ga = {(r["split"], r["metric"]) for r in rows if r["method"] == "ga"}
+    assert {("utility", m) for m in ("mmlu_acc", "bbh_em", "truthfulqa_mc1", "triviaqa_f1", "fluency_entropy")} <= ga
+    history = [json.loads(line) for line in (run_dir / "train_history.jsonl").read_text().splitlines()]
+    # cosine decay from RWKU's 1e-6 over 4 steps (linear would be 1, .75, .5, .25)
+    assert [h["lr"] / 1e-6 for h in history] == pytest.approx([1.0, 0.5 * (1 + math.cos(math.pi / 4)), 0.5,
+                                                                0.5 * (1 + math.cos(3 * math.pi / 4))])
+    (entry,) = (Path(cfg.paths.cache_dir) / "forget_corpus").iterdir()
+    key = json.loads((entry / "cache_key.json").read_text())
+    assert key["model"] == str(saved_model_dir)  # the pretrained model as is names the corpus
+    assert [r["subject"] for r in json.loads((entry / "forget_corpus.json").read_text())] == ["Stephen King"] * 3
