@@ -62,11 +62,16 @@ def test_render_prompt_appends_prefix_after_template() -> None:
 
 
 def test_probe_scores_rouge_l_recall() -> None:
-    predictions = ["Richard Bachman, of course", "Stephen", "", "Maine Portland", "I am not sure.", "richard bachman"]
-    answers = ["Richard Bachman", "Stephen King", "Maine", "Portland, Maine", "Portland, Maine", "Richard Bachman"]
-    # Recall = LCS / reference words: 2/2, 1/2, 0 (empty), 1/2 (order), 0/2; the last is 1 with rouge-score's
-    # lowercasing (0 under RWKU's case-sensitive pltrdy scorer).
-    assert probe_scores(predictions, answers) == [1.0, 0.5, 0.0, 0.5, 0.0, 1.0]
+    predictions = ["Richard Bachman of course", "Stephen", "", "Maine Portland", "I am not sure.", "richard bachman",
+                   "Bachman, Richard", "Maine.", "...", "The answer is Portland, Maine. Yes."]
+    answers = ["Richard Bachman", "Stephen King", "Maine", "Portland, Maine", "Portland, Maine", "Richard Bachman",
+               "Richard Bachman", "Maine", "Maine", "Portland, Maine"]
+    # Recall = LCS / reference words (split at spaces, case kept, "." ends a sentence): 2/2, 1/2, 0 (empty ->
+    # NOANSWER), 1/2 (order), 0/2, 0 (case), 1/2 ("Bachman," is not "Bachman"), 1 ("." is cut), 0 (periods only),
+    # 1 (the sentence holding both words).
+    assert probe_scores(predictions, answers) == [1.0, 0.5, 0.0, 0.5, 0.0, 0.0, 0.5, 1.0, 0.0, 1.0]
+    with pytest.raises(ValueError, match="2 predictions for 1 answers"):
+        probe_scores(["a", "b"], ["a"])
 
 
 def test_summarize_forget_levels_and_attack_types() -> None:

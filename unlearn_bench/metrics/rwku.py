@@ -20,8 +20,8 @@ from typing import Any, Sequence
 
 import numpy as np
 from nltk import ngrams, word_tokenize
+from rouge import Rouge
 
-from unlearn_bench.metrics.rouge import rouge_recall
 
 # --- generation settings -------------------------------------------------------------------------------------
 # Greedy (`do_sample=False`) everywhere. FB/QA/AA probes: `max_new_tokens=30`, stopping at EOS, <|eot_id|>, or a
@@ -97,16 +97,26 @@ def render_prompt(prompt: ProbePrompt, tokenizer: Any) -> str:
 
 
 # --- probe scores --------------------------------------------------------------------------------------------
-def probe_scores(predictions: Sequence[str], answers: Sequence[str]) -> list[float]:
-    """Per-probe ROUGE-L recall of the generation against the gold answer.
+_RWKU_ROUGE = Rouge(metrics=["rouge-l"], stats=["r"])
 
-    RWKU scores with the `rouge` package (pltrdy), which is case-sensitive, does not stem and splits words on
-    spaces only; we use the project's rouge-score scorer (`metrics.rouge.rouge_recall`: lowercased, Porter
-    stemmed, punctuation dropped), so "richard bachman" matches "Richard Bachman" here and not in RWKU, and
-    "Maine." matches "Maine" in both (pltrdy splits sentences on "."). RWKU replaces an empty generation by
-    'NOANSWER' only because pltrdy raises on empty text; rouge-score scores it 0, as RWKU's substitute does.
+
+def probe_scores(predictions: Sequence[str], answers: Sequence[str]) -> list[float]:
+    """Per-probe ROUGE-L recall of the generation against the gold answer, with RWKU's own scorer: the `rouge`
+    package (pltrdy), `Rouge().get_scores(...)["rouge-l"]["r"]`. Its summary-level ROUGE-L splits sentences at
+    "." and words at spaces, is case-sensitive and does not stem: "richard bachman" scores 0 against "Richard
+    Bachman", "Bachman, Richard" 1/2. An empty generation becomes 'NOANSWER', as in eval_forget; one made only
+    of periods, on which the package raises (RWKU would stop there), scores 0.
     """
-    return [float(r) for r in rouge_recall(predictions, answers)["rougeL"]]
+    if len(predictions) != len(answers):
+        raise ValueError(f"probe_scores: {len(predictions)} predictions for {len(answers)} answers")
+    scores = []
+    for prediction, answer in zip(predictions, answers):
+        prediction = prediction.strip() or "NOANSWER"
+        if not any(prediction.split(".")):
+            scores.append(0.0)
+            continue
+        scores.append(float(_RWKU_ROUGE.get_scores(prediction, answer)[0]["rouge-l"]["r"]))
+    return scores
 
 
 @dataclass(frozen=True)
