@@ -9,7 +9,7 @@ from unlearn_bench.metrics.rwku import (
     Summary,
     fluency_entropy,
     fluency_prompt,
-    mia_loss_summary,
+    mia_set_summary,
     ngram_entropy,
     probe_prompt,
     probe_scores,
@@ -98,11 +98,12 @@ def test_summarize_neighbor() -> None:
         summarize_probe_scores("retain", [1], ["cloze"], [0.0])
 
 
-def test_mia_loss_summary_skips_nan() -> None:
-    out = mia_loss_summary([2.0, 4.0, math.nan], [1.0, 2.0])
+def test_mia_set_summary_skips_nan() -> None:
+    out = mia_set_summary("loss", [2.0, 4.0, math.nan], [1.0, 2.0])
     assert out == [Summary("mia_forget_loss", 3.0, True, 2), Summary("mia_retain_loss", 1.5, False, 2)]
-    with pytest.raises(ValueError, match="retain"):
-        mia_loss_summary([1.0], [math.nan])
+    assert mia_set_summary("zlib", [0.5], [0.25])[1] == Summary("mia_retain_zlib", 0.25, False, 1)
+    with pytest.raises(ValueError, match="retain zlib"):
+        mia_set_summary("zlib", [1.0], [math.nan])
 
 
 def test_ngram_entropy_by_hand() -> None:

@@ -75,8 +75,9 @@ def test_evaluate_rows_on_real_probes(rwku: Path, tiny_lm) -> None:
     utility = ["mmlu_acc", "bbh_em", "bbh_em_answer", "truthfulqa_mc1", "truthfulqa_mc2", "triviaqa_em",
                "triviaqa_f1", "fluency_entropy"]
     for key in [("forget", "forget_fb"), ("forget", "forget_qa"), ("forget", "forget_aa"), ("neighbor", "neighbor_fb"),
-                ("neighbor", "neighbor_qa"), ("mia", "mia_forget_loss"), ("mia", "mia_retain_loss"),
-                ("mia", "mia_auc_loss")] + [("utility", m) for m in utility]:
+                ("neighbor", "neighbor_qa")] + [("utility", m) for m in utility] + [
+                ("mia", f"mia_{part}_{a}") for part in ("forget", "retain") for a in ("loss", "zlib", "min_k_plus_plus")
+               ] + [("mia", f"mia_auc_{a}") for a in ("loss", "zlib", "min_k", "min_k_plus_plus")]:
         assert key in rows, key
     assert all(math.isfinite(m.value) for m in out.metrics)
     assert all(0 <= rows[("utility", m)].value <= 1 and rows[("utility", m)].higher_is_better for m in utility[:-1])
@@ -94,7 +95,16 @@ def test_evaluate_rows_on_real_probes(rwku: Path, tiny_lm) -> None:
     fb = [g for g in out.generations if g["split"] == "forget" and g["level"] == FB]
     assert fb[0]["prompt"].startswith("Please complete the blank in the following question.\nQuestion: Stephen Edwin")
     assert fb[0]["prompt"].endswith("\nAnswer:")
-    assert len(out.logs["rwku_mia.json"]["forget_losses"]) == 4
+    mia_log = out.logs["rwku_mia.json"]
+    assert len(mia_log["forget"]["loss"]) == 4 and len(mia_log["retain"]["zlib"]) == 3
+    # the forget loss is the mean NLL of the first four forget_mia texts, each scored alone (BOS, no EOS, cut at
+    # max_length), as eval_mia's `model(ids, labels=ids).loss`
+    by_hand = []
+    for text in bench.targets[0].mia_forget[:4]:
+        ids = torch.tensor([tokenizer(text)["input_ids"][:128]])
+        with torch.no_grad():
+            by_hand.append(model(input_ids=ids, labels=ids).loss.item())
+    assert rows[("mia", "mia_forget_loss")].value == pytest.approx(sum(by_hand) / 4, rel=1e-5)
 
 
 def test_fictitious_targets_single_and_batch() -> None:

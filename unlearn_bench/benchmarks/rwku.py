@@ -32,7 +32,8 @@ Evaluation (LLaMA-Factory/src/llmtuner/eval/, `eval_forget`, `eval_neighbor`, `e
 greedy answers to RWKU's prompts (`metrics.rwku`; the bare prompt for a tokenizer without a chat template),
 cut at the first newline as RWKU's terminators do, scored by ROUGE-L recall: forget FB/QA/AA (lower is better,
 AA also per attack type) and neighbour FB/QA (higher is better), pooled over targets as RWKU's batch files
-pool them. MIA: the mean loss of forget_mia and retain_mia texts and the loss attack's AUC (`mia_auc`,
+pool them. MIA: the mean loss, zlib and Min-K%++ (k=20%) scores of the forget_mia and retain_mia texts, as
+`eval_mia` reports them (`metrics.rwku.mia_set_summary`), and each attack's AUC from the MIA suite (`mia_auc`,
 forget_mia texts as members). Utility (`bench.utility_tasks`): RWKU's own per-target files, scored as its code
 does (`rwku_utility_eval`): MMLU accuracy, BBH exact match, TruthfulQA MC1/MC2, TriviaQA EM/F1 and fluency
 entropy, for the files the targets have (the fictitious targets have none); lm-eval tasks (the full MMLU, ...)
@@ -65,11 +66,14 @@ from unlearn_bench.benchmarks.rwku_data import (
 from unlearn_bench.benchmarks.rwku_utility_eval import UTILITY_TASKS, evaluate_utility, utility_records
 from unlearn_bench.data.records import QA, DataError
 from unlearn_bench.evaluation.lm import LM
-from unlearn_bench.metrics.mia import loss_score, mia_auc, orientation
+from unlearn_bench.evaluation.mia_eval import mia_scores
+from unlearn_bench.metrics.mia import mia_auc
 from unlearn_bench.metrics.rwku import (
     PROBE_MAX_NEW_TOKENS,
     PROBE_STOP_STRINGS,
-    mia_loss_summary,
+    MIA_ATTACKS,
+    MIA_MIN_K,
+    mia_set_summary,
     probe_prompt,
     probe_scores,
     render_prompt,
@@ -295,17 +299,19 @@ class RwkuBenchmark:
     def _mia_metrics(self, lm: LM) -> tuple[list[Metric], dict[str, Any]]:
         forget = _cap([x for t in self.targets for x in t.mia_forget], self.cfg.eval_max_examples)
         retain = _cap([x for t in self.targets for x in t.mia_retain], self.cfg.retain_eval_examples)
-        logprobs = lm.token_logprobs([QA(None, x) for x in forget + retain])
-        # eval_mia scores `model(ids, labels=ids).loss` over the text alone: drop the EOS the scorer appends.
-        losses = [loss_score(lp[:-1].numpy()) for lp in logprobs]
-        forget_losses, retain_losses = losses[: len(forget)], losses[len(forget):]
-        metrics = [Metric("mia", s.metric, s.value, s.higher_is_better)
-                   for s in mia_loss_summary(forget_losses, retain_losses)]
-        finite = ([x for x in forget_losses if not math.isnan(x)], [x for x in retain_losses if not math.isnan(x)])
-        # Not monotone: 0.5 means forget_mia texts look like retain_mia texts; direction depends on the source.
-        metrics.append(Metric("mia", "mia_auc_loss", mia_auc(*finite), None))
-        log = {"orientation": f"members = forget_mia texts, non-members = retain_mia texts; {orientation('loss')}",
-               "forget_losses": forget_losses, "retain_losses": retain_losses}
+        # eval_mia scores each text alone (`model(ids, labels=ids)`: BOS, no EOS), as mia_scores does raw text.
+        scores = mia_scores(lm, [QA(None, x) for x in forget + retain], k=MIA_MIN_K)
+        n = len(forget)
+        metrics = [Metric("mia", s.metric, s.value, s.higher_is_better) for attack in MIA_ATTACKS
+                   for s in mia_set_summary(attack, scores[attack][:n], scores[attack][n:])]
+        for attack, values in scores.items():
+            finite = [[x for x in part if not math.isnan(x)] for part in (values[:n], values[n:])]
+            # Not monotone: 0.5 means forget_mia texts look like retain_mia texts; direction depends on the source.
+            metrics.append(Metric("mia", f"mia_auc_{attack}", mia_auc(*finite), None))
+        log = {"orientation": "members = forget_mia texts, non-members = retain_mia texts; "
+                              "every score: higher = less likely a member",
+               "min_k": MIA_MIN_K, "forget": {a: v[:n] for a, v in scores.items()},
+               "retain": {a: v[n:] for a, v in scores.items()}}
         return metrics, log
 
 

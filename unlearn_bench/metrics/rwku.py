@@ -155,25 +155,31 @@ def summarize_probe_scores(
 
 
 # --- membership inference ------------------------------------------------------------------------------------
-def mia_loss_summary(forget_losses: Sequence[float], retain_losses: Sequence[float]) -> list[Summary]:
-    """Mean per-text loss (token-mean NLL of the whole text, `model(input_ids, labels=input_ids).loss`) on the
-    forget_mia (members) and retain_mia texts: eval_mia.py, `eval_mia`, which reports `np.mean(scores['loss'])`
-    where that score is the log-likelihood `-loss`; we keep the positive loss. Unlearning should raise the forget
-    loss and leave the retain loss where it was. NaN losses are skipped, as `eval_mia` does. The AUC between the
-    two sets is `unlearn_bench.metrics.mia.mia_auc(forget_losses, retain_losses)` (forget_mia texts as members;
-    its scores are loss-like, as these are)."""
-    forget, retain = _drop_nan(forget_losses, "forget"), _drop_nan(retain_losses, "retain")
-    # A rising retain loss is collateral damage, so lower is better there.
+# eval_mia.py, `eval_mia`, scores every forget_mia and retain_mia text with the loss, zlib and Min-K%++ attacks
+# and reports the mean of each per set, Min-K%++ at k = 20% ("mink20"). RWKU's scores are log-likelihood-like
+# (higher = member); ours (`metrics.mia`) are their negation (higher = less likely a member), so a forget mean
+# that rises means forgetting. Two small differences: our Min-K keeps at least one token where RWKU's
+# `int(len * 0.2)` leaves none (a NaN mean for texts under 5 tokens), and our sigma has open-unlearning's 1e-6
+# floor.
+MIA_ATTACKS = ("loss", "zlib", "min_k_plus_plus")
+MIA_MIN_K = 0.2
+
+
+def mia_set_summary(attack: str, forget_scores: Sequence[float], retain_scores: Sequence[float]) -> list[Summary]:
+    """Mean `attack` score on the forget_mia texts (`mia_forget_{attack}`: should rise with unlearning) and on
+    the retain_mia texts (`mia_retain_{attack}`: should stay; a rise is collateral damage, so lower is better).
+    NaN scores are skipped, as `eval_mia` skips NaN losses."""
+    forget, retain = _drop_nan(forget_scores, f"forget {attack}"), _drop_nan(retain_scores, f"retain {attack}")
     return [
-        Summary("mia_forget_loss", float(np.mean(forget)), True, len(forget)),
-        Summary("mia_retain_loss", float(np.mean(retain)), False, len(retain)),
+        Summary(f"mia_forget_{attack}", float(np.mean(forget)), True, len(forget)),
+        Summary(f"mia_retain_{attack}", float(np.mean(retain)), False, len(retain)),
     ]
 
 
 def _drop_nan(values: Sequence[float], name: str) -> list[float]:
     kept = [v for v in values if not math.isnan(v)]
     if not kept:
-        raise ValueError(f"mia_loss_summary: no non-NaN {name} losses")
+        raise ValueError(f"mia_set_summary: no non-NaN {name} scores")
     return kept
 
 
