@@ -1,6 +1,8 @@
 """LM's raw-prompt scorers (completion log-probabilities, next-token choices) against a manual forward pass."""
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
 import torch
 
@@ -42,3 +44,46 @@ def test_next_token_choices_are_the_argmax_over_candidates(tiny_lm) -> None:
         assert choice == int(lp[candidates].argmax())
     # the answer is an index into the candidates: reversing them mirrors it
     assert lm.next_token_choices(prompts, candidates[::-1]) == [len(candidates) - 1 - c for c in got]
+
+
+def test_eval_lm_uses_the_model_context_not_the_training_cut(tiny_lm) -> None:
+    from unlearn_bench.evaluation.lm import context_length, eval_lm
+
+    model, tok = tiny_lm
+    assert context_length(model) == model.config.max_position_embeddings == 256
+    assert eval_lm(model, tok, PromptFormat(), max_length=64, batch_size=4).max_length == 256
+    # a config without a context size falls back to model.max_length
+    bare = SimpleNamespace(config=SimpleNamespace(get_text_config=lambda: SimpleNamespace(hidden_size=8)))
+    assert context_length(bare) is None
+    assert eval_lm(bare, tok, PromptFormat(), max_length=64, batch_size=4).max_length == 64
+
+
+def test_generation_stops_at_the_model_end_of_turn_token(tiny_lm) -> None:
+    import copy
+
+    model, tok = copy.deepcopy(tiny_lm[0]), tiny_lm[1]
+    lm = LM(model, tok, PromptFormat(), max_length=64, batch_size=2)
+    prompt = "Question: what is item 5?"
+    free = lm.generate([prompt], max_new_tokens=6, raw=True)[0]
+    first = lm.model.generate(input_ids=torch.tensor([tok(prompt)["input_ids"]]), max_new_tokens=1, do_sample=False,
+                              pad_token_id=lm.pad_id)[0, -1].item()
+    assert first != tok.eos_token_id and len(tok(free, add_special_tokens=False)["input_ids"]) > 1
+    # a chat model's own end-of-turn id (Llama-3's <|eot_id|>) lives in its generation config, not its tokenizer
+    model.generation_config.eos_token_id = [tok.eos_token_id, first]
+    assert lm.stop_ids == [tok.eos_token_id, first]
+    assert lm.generate([prompt], max_new_tokens=6, raw=True)[0] == tok.decode([first]).strip()
+
+
+def test_sampling_truncation_is_passed_through(tiny_lm, monkeypatch) -> None:
+    model, tok = tiny_lm
+    seen = {}
+
+    def spy(**kwargs):
+        seen.update(kwargs)
+        return kwargs["input_ids"]
+
+    monkeypatch.setattr(model, "generate", spy)
+    LM(model, tok, PromptFormat(), max_length=64).generate(["item"], 4, raw=True, sample=True, top_p=0.9, top_k=50)
+    assert (seen["do_sample"], seen["temperature"], seen["top_p"], seen["top_k"]) == (True, 1.0, 0.9, 50)
+    LM(model, tok, PromptFormat(), max_length=64).generate(["item"], 4, raw=True)
+    assert seen["do_sample"] is False

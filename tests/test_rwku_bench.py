@@ -85,7 +85,9 @@ def test_evaluate_rows_on_real_probes(rwku: Path, tiny_lm) -> None:
     by_split = {split: [g for g in out.generations if g["split"] == split]
                 for split in ("mmlu", "bbh", "truthfulqa", "triviaqa", "fluency")}
     assert all(len(v) == 3 for v in by_split.values())
-    assert by_split["mmlu"][0]["prompt"].endswith("Answer:") and by_split["mmlu"][0]["generation"] in "ABCD"
+    assert by_split["mmlu"][0]["prompt"].endswith("Answer:")
+    mmlu = [g["generation"] == g["reference"] for g in by_split["mmlu"]]
+    assert rows[("utility", "mmlu_acc")].value == pytest.approx(sum(mmlu) / len(mmlu))
     assert by_split["bbh"][0]["prompt"].endswith(" A:")
     truthful = json.loads((rwku / KING / "truthful.json").read_text())[0]
     assert set(by_split["truthfulqa"][0]["choice_logprobs"]) == set(truthful["mc2_targets"]["choices"])
@@ -290,5 +292,25 @@ def test_rwku_llama3_experiment_with_a_local_pretrained_model(compose_cfg, smoke
                                                                 0.5 * (1 + math.cos(3 * math.pi / 4))])
     (entry,) = (Path(cfg.paths.cache_dir) / "forget_corpus").iterdir()
     key = json.loads((entry / "cache_key.json").read_text())
-    assert key["model"] == str(saved_model_dir)  # the pretrained model as is names the corpus
+    # the pretrained model as is, with the settings it ran with, names the corpus
+    assert key["model"]["path"] == str(saved_model_dir) and key["model"]["settings"]["dtype"] == "float32"
     assert [r["subject"] for r in json.loads((entry / "forget_corpus.json").read_text())] == ["Stephen King"] * 3
+
+
+class _ScriptedLM(LM):
+    """A real tokenizer with scripted generations: what the adapter does with an answer, independent of a model."""
+
+    def __init__(self, tokenizer, answer: str) -> None:
+        super().__init__(model=None, tokenizer=tokenizer, fmt=PromptFormat("plain"))
+        self.answer = answer
+
+    def generate(self, questions, max_new_tokens=200, raw=False, sample=False, top_p=1.0, top_k=0):
+        return [self.answer] * len(questions)
+
+
+def test_probe_answers_are_not_cut_at_a_newline(rwku: Path, tiny_lm) -> None:
+    # RWKU's newline terminators never fire (metrics.rwku), so a name on the second line still counts.
+    bench = local(rwku, targets=[KING], eval_max_examples=2, retain_eval_examples=2)
+    probe = bench.probes()["forget"][0]
+    metrics, generations = bench._probe_metrics(_ScriptedLM(tiny_lm[1], f"Let me think.\n{probe.answer}"))
+    assert generations[0]["rouge_l_recall"] == 1.0 and generations[0]["generation"].endswith(probe.answer)

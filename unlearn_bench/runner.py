@@ -22,7 +22,7 @@ from unlearn_bench.cache import cached_stage, config_hash
 from unlearn_bench.data.collate import PromptFormat
 from unlearn_bench.device import make_accelerator, seed_everything
 from unlearn_bench.diagnostics import check_names, run_diagnostics
-from unlearn_bench.evaluation.lm import LM
+from unlearn_bench.evaluation.lm import eval_lm
 from unlearn_bench.methods.registry import method_class
 from unlearn_bench.models import loading
 from unlearn_bench.results import MetricRow
@@ -145,20 +145,27 @@ def finetuned_model(ctx: Context, role: str, examples: list, tokenizer: Any) -> 
 
 
 def model_identity(ctx: Context, role: str, model_dir: str) -> Any:
-    """What a cache key needs to name a model: its training key, or the path of a model used as is."""
-    return ctx.model_key(role) if finetunes(ctx.cfg.model) or model_dir != ctx.cfg.model.path else model_dir
+    """What a cache key needs to name a model: its training key, or, for a model used as is, its path and the
+    settings it is loaded and run with (dtype, max_length, ...)."""
+    if finetunes(ctx.cfg.model) or model_dir != ctx.cfg.model.path:
+        return ctx.model_key(role)
+    settings = OmegaConf.to_container(ctx.cfg.model, resolve=True)
+    settings.pop("name", None)
+    return {"path": model_dir, "settings": settings}
 
 
 def generated_forget_corpus(ctx: Context, target_dir: str, generation: dict[str, Any]) -> list[dict[str, Any]]:
     """The forget corpus the target model writes (from cache when this model and `generation` made it before)."""
     cfg = ctx.cfg
-    key = {"model": model_identity(ctx, "target", target_dir), "generation": generation, "seed": cfg.seed}
+    # Sampled batches depend on their composition, so the batch size is part of the key.
+    key = {"model": model_identity(ctx, "target", target_dir), "generation": generation, "seed": cfg.seed,
+           "batch_size": cfg.eval.batch_size}
 
     def build(out: Path) -> None:
         model = loading.load_saved(target_dir, cfg.model).to(ctx.accelerator.device)
         tok = loading.load_tokenizer(target_dir, cfg.model)
         seed_everything(cfg.seed)
-        records = ctx.bench.generate_forget(LM(model, tok, ctx.fmt, cfg.model.max_length, cfg.eval.batch_size))
+        records = ctx.bench.generate_forget(eval_lm(model, tok, ctx.fmt, cfg.model.max_length, cfg.eval.batch_size))
         (out / "forget_corpus.json").write_text(json.dumps(records, indent=1))
 
     path, hit = cached_stage(cfg.paths.cache_dir, "forget_corpus", key, build)

@@ -17,7 +17,7 @@ from unlearn_bench.benchmarks.base import Benchmark, BenchData, EvalOutput, Metr
 from unlearn_bench.data.batching import finetune_epochs, unlearn_epochs
 from unlearn_bench.data.collate import PromptFormat
 from unlearn_bench.data.records import QA
-from unlearn_bench.evaluation.lm import LM
+from unlearn_bench.evaluation.lm import eval_lm
 from unlearn_bench.methods.base import LossOutput, batch_nll
 from unlearn_bench.training import OptimFields, OptimSettings, TrainResult, train
 
@@ -88,7 +88,7 @@ def unlearn(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, method: 
 
 def evaluate(bench: Benchmark, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, fmt: PromptFormat,
              max_length: int, batch_size: int, reference: dict[str, Any] | None) -> EvalOutput:
-    return bench.evaluate(LM(model, tokenizer, fmt, max_length, batch_size), reference)
+    return bench.evaluate(eval_lm(model, tokenizer, fmt, max_length, batch_size), reference)
 
 
 def save_eval(out: EvalOutput, path: Path) -> None:

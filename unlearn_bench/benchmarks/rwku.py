@@ -30,7 +30,8 @@ reject.json (RWKU's RT data); there are no perturbed answers, so `method=wrong_a
 
 Evaluation (LLaMA-Factory/src/llmtuner/eval/, `eval_forget`, `eval_neighbor`, `eval_mia`, `eval_fluency`):
 greedy answers to RWKU's prompts (`metrics.rwku`; the bare prompt for a tokenizer without a chat template),
-cut at the first newline as RWKU's terminators do, scored by ROUGE-L recall: forget FB/QA/AA (lower is better,
+up to 30 tokens or the end of the turn (RWKU's newline terminators never fire: `metrics.rwku`), scored by
+ROUGE-L recall: forget FB/QA/AA (lower is better,
 AA also per attack type) and neighbour FB/QA (higher is better), pooled over targets as RWKU's batch files
 pool them. MIA: the mean loss, zlib and Min-K%++ (k=20%) scores of the forget_mia and retain_mia texts, as
 `eval_mia` reports them (`metrics.rwku.mia_set_summary`), and each attack's AUC from the MIA suite (`mia_auc`,
@@ -38,9 +39,8 @@ forget_mia texts as members). Utility (`bench.utility_tasks`): RWKU's own per-ta
 does (`rwku_utility_eval`): MMLU accuracy, BBH exact match, TruthfulQA MC1/MC2, TriviaQA EM/F1 and fluency
 entropy, for the files the targets have (the fictitious targets have none); lm-eval tasks (the full MMLU, ...)
 come from `eval.utility.tasks`.
-Known differences: prompts are generated in full then cut at the first newline (identical under greedy
-decoding), but `LM.generate` strips leading whitespace first, so an answer that starts with a newline (empty
-for RWKU) is scored on its next line here.
+Evaluation prompts may fill the model's context (`evaluation.lm.eval_lm`), as RWKU never cuts them;
+`model.max_length` cuts training texts only.
 """
 from __future__ import annotations
 
@@ -53,7 +53,13 @@ from typing import Any, Optional, Sequence
 from unlearn_bench.benchmarks.base import BenchData, EvalOutput, Metric
 from unlearn_bench.benchmarks.fictitious import rwku_targets
 from unlearn_bench.benchmarks.fictitious.world import World
-from unlearn_bench.benchmarks.rwku_forget_corpus import DEFAULT_OPENINGS, MAX_NEW_TOKENS, TOP_P, generate_forget_corpus
+from unlearn_bench.benchmarks.rwku_forget_corpus import (
+    DEFAULT_OPENINGS,
+    MAX_NEW_TOKENS,
+    TOP_K,
+    TOP_P,
+    generate_forget_corpus,
+)
 from unlearn_bench.benchmarks.rwku_data import (
     RWKUProbe,
     RWKUTarget,
@@ -70,7 +76,6 @@ from unlearn_bench.evaluation.mia_eval import mia_scores
 from unlearn_bench.metrics.mia import mia_auc
 from unlearn_bench.metrics.rwku import (
     PROBE_MAX_NEW_TOKENS,
-    PROBE_STOP_STRINGS,
     MIA_ATTACKS,
     MIA_MIN_K,
     mia_set_summary,
@@ -83,13 +88,6 @@ from unlearn_bench.metrics.rwku import (
 SOURCES = ("fictitious", "local", "hub")
 RETAIN_CORPORA = ("none", "other_targets", "neighbors")
 FORGET_CORPORA = ("passages", "generated", "both")
-
-
-def first_line(generation: str) -> str:
-    """The answer up to RWKU's first stop string (its probes stop generating at a newline token)."""
-    for stop in PROBE_STOP_STRINGS:
-        generation = generation.split(stop, 1)[0]
-    return generation.strip()
 
 
 @dataclass
@@ -106,6 +104,7 @@ class RwkuConfig:
     generated_openings: list[str] = field(default_factory=lambda: list(DEFAULT_OPENINGS))  # "{subject}" templates
     generated_max_new_tokens: int = MAX_NEW_TOKENS
     generated_top_p: float = TOP_P
+    generated_top_k: int = TOP_K
     max_new_tokens: int = PROBE_MAX_NEW_TOKENS   # RWKU's probe answers
     eval_max_examples: Optional[int] = None  # cap per forget level and on forget_mia texts (None = all)
     retain_eval_examples: Optional[int] = None  # cap per neighbour level and on retain_mia texts
@@ -260,15 +259,16 @@ class RwkuBenchmark:
         cfg = self.cfg
         if cfg.forget_corpus == "passages":
             return None
-        return {"targets": self.target_names, "per_target": cfg.generated_per_target,
-                "openings": list(cfg.generated_openings), "max_new_tokens": cfg.generated_max_new_tokens,
-                "top_p": cfg.generated_top_p}
+        return {"targets": self.target_names, "intros": [t.intro for t in self.targets],
+                "per_target": cfg.generated_per_target, "openings": list(cfg.generated_openings),
+                "max_new_tokens": cfg.generated_max_new_tokens, "top_p": cfg.generated_top_p,
+                "top_k": cfg.generated_top_k}
 
     def generate_forget(self, lm: LM) -> list[dict[str, Any]]:
         """Biographies of the targets written by `lm` (the target model), as RWKU's positive.json records."""
         cfg = self.cfg
         return generate_forget_corpus(lm, self.targets, cfg.generated_per_target, list(cfg.generated_openings),
-                                      cfg.generated_max_new_tokens, cfg.generated_top_p)
+                                      cfg.generated_max_new_tokens, cfg.generated_top_p, cfg.generated_top_k)
 
     def with_generated_forget(self, data: BenchData, records: list[dict[str, Any]]) -> BenchData:
         generated = [QA(None, r["text"]) for r in records]
@@ -280,8 +280,7 @@ class RwkuBenchmark:
         splits = self.probes()
         every = [p for ps in splits.values() for p in ps]
         prompts = [render_prompt(probe_prompt(p.query, p.level, p.type, p.subject), lm.tokenizer) for p in every]
-        # RWKU stops at the first newline token (`terminators`); under greedy decoding, cutting afterwards is equal.
-        answers = [first_line(g) for g in lm.generate(prompts, self.cfg.max_new_tokens, raw=True)]
+        answers = lm.generate(prompts, self.cfg.max_new_tokens, raw=True)
         start = 0
         for split, probes in splits.items():
             preds, split_prompts = answers[start: start + len(probes)], prompts[start: start + len(probes)]

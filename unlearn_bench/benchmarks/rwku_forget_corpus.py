@@ -3,8 +3,9 @@
 RWKU gives no forget corpus; its GA/NPO runs train on `positive.json`, texts the original model wrote about
 the target (generation/pair_generation.py, `main`): the system turn "{intro} You know {subject} very well.",
 the user turn "Please write a short biography of {subject}.", the chat-rendered prompt followed by an opening
-(one of `all_truncated_outputs.json`), then up to 512 sampled tokens (temperature 1.0, top-p 0.9, stopping at
-EOS); the stored text is the opening plus the continuation. The intro there comes from all_intro.json, which
+(one of `all_truncated_outputs.json`), then up to 512 sampled tokens (temperature 1.0, top-p 0.9, and
+transformers 4's default top-k 50, which RWKU's `generate` call leaves in place; stopping at EOS or <|eot_id|>);
+the stored text is the opening plus the continuation. The intro there comes from all_intro.json, which
 lacks the "Please forget {subject}. " that intro.json starts with, so that sentence is dropped here.
 
 A tokenizer without a chat template (the tiny model) gets the two turns as plain lines. Openings are
@@ -22,6 +23,7 @@ SYSTEM_TEMPLATE = "{intro} You know {subject} very well."
 USER_TEMPLATE = "Please write a short biography of {subject}."
 MAX_NEW_TOKENS = 512
 TOP_P = 0.9
+TOP_K = 50
 DEFAULT_OPENINGS = ("{subject}",)
 
 
@@ -41,7 +43,7 @@ def generation_prompt(target: RWKUTarget, tokenizer: Any) -> str:
 
 
 def generate_forget_corpus(lm: LM, targets: Sequence[RWKUTarget], per_target: int, openings: Sequence[str],
-                           max_new_tokens: int, top_p: float) -> list[dict[str, Any]]:
+                           max_new_tokens: int, top_p: float, top_k: int) -> list[dict[str, Any]]:
     """`per_target` sampled biographies of each target, as RWKU's positive.json records (id, text, subject,
     intro). Seed torch first: sampling makes them differ."""
     if per_target < 1 or not openings:
@@ -54,7 +56,7 @@ def generate_forget_corpus(lm: LM, targets: Sequence[RWKUTarget], per_target: in
     budget = min(max_new_tokens, lm.max_length - longest)
     if budget < 1:
         raise ValueError(f"the generation prompt ({longest} tokens) leaves no room within model.max_length={lm.max_length}")
-    outputs = lm.generate(prompts, budget, raw=True, sample=True, top_p=top_p)
+    outputs = lm.generate(prompts, budget, raw=True, sample=True, top_p=top_p, top_k=top_k)
     return [
         {"id": f"{t.subject} {k}", "text": _join(opening, out), "subject": t.subject, "intro": t.intro}
         for (t, k, opening), out in zip(jobs, outputs)

@@ -24,7 +24,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from unlearn_bench.benchmarks.base import EvalOutput, Metric
 from unlearn_bench.data.records import EvalQA
-from unlearn_bench.evaluation.lm import LM
+from unlearn_bench.evaluation.lm import LM, eval_lm
 from unlearn_bench.evaluation.qa_eval import score_splits
 
 ROLES = ("unlearned", "finetuned", "retain")
@@ -48,8 +48,8 @@ class DiagInputs:
     min_gap: float                            # below this finetuned-unlearned gap recovery is undefined (NaN)
 
     def lm(self, model: PreTrainedModel | None = None) -> LM:
-        return LM(model if model is not None else self.model, self.tokenizer, self.fmt, self.cfg.model.max_length,
-                  self.cfg.eval.batch_size)
+        return eval_lm(model if model is not None else self.model, self.tokenizer, self.fmt, self.cfg.model.max_length,
+                       self.cfg.eval.batch_size)
 
     @property
     def max_new_tokens(self) -> int:

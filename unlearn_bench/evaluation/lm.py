@@ -61,19 +61,35 @@ class LM:
     @torch.inference_mode()
     def next_token_choices(self, prompts: Sequence[str], candidate_ids: Sequence[int]) -> list[int]:
         """Index into `candidate_ids` of the most likely next token after each raw prompt (open-instruct's
-        `get_next_word_predictions` with candidates, as RWKU's MMLU scores letters). Over-long prompts keep
-        their last `max_length` tokens."""
-        encoded = []
-        for prompt in prompts:
-            ids = self.tokenizer(prompt)["input_ids"][-self.max_length:]
-            encoded.append((ids, ids))
+        `get_next_word_predictions` with candidates, as RWKU's MMLU scores letters). Only the last position's
+        logits are computed (`logits_to_keep=1` on left-padded batches): few-shot prompts are long and a
+        vocabulary of 128k makes full logits large. Over-long prompts keep their last `max_length` tokens."""
+        encoded = [self.tokenizer(prompt)["input_ids"][-self.max_length:] for prompt in prompts]
         candidates = torch.tensor(list(candidate_ids))
         out = [0] * len(encoded)
-        for idx, batch, logits in self.forward_batches(encoded):
+        for idx, input_ids, mask in self._left_padded(encoded):
+            positions = (mask.cumsum(-1) - 1).clamp(min=0)
+            last = self.model(input_ids=input_ids, attention_mask=mask, position_ids=positions, logits_to_keep=1).logits[:, -1]
+            choice = last[:, candidates.to(last.device)].argmax(-1).tolist()
             for row, i in enumerate(idx):
-                last = logits[row, len(encoded[i][0]) - 1]
-                out[i] = int(last[candidates.to(last.device)].argmax())
+                out[i] = choice[row]
         return out
+
+    def _left_padded(self, encoded: Sequence[list[int]]) -> Iterator[tuple[list[int], torch.Tensor, torch.Tensor]]:
+        """(indices, input ids, attention mask) in length-sorted, left-padded batches on the model's device:
+        left padding keeps every prompt's last token in the last column."""
+        order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
+        device = eval_device(self.model)
+        self.model.eval()
+        for start in range(0, len(order), self.batch_size):
+            idx = order[start : start + self.batch_size]
+            width = max(len(encoded[i]) for i in idx)
+            input_ids = torch.full((len(idx), width), self.pad_id, dtype=torch.long)
+            mask = torch.zeros((len(idx), width), dtype=torch.long)
+            for row, i in enumerate(idx):
+                input_ids[row, width - len(encoded[i]) :] = torch.tensor(encoded[i])
+                mask[row, width - len(encoded[i]) :] = 1
+            yield idx, input_ids.to(device), mask.to(device)
 
     def forward_batches(
         self, encoded: Sequence[tuple[list[int], list[int]]]
@@ -107,38 +123,52 @@ class LM:
                     out[i] = (-nll[row][mask[row]]).float().cpu()
         return out
 
+    @property
+    def stop_ids(self) -> list[int]:
+        """EOS of the tokenizer and of the model's generation config: chat models end a turn with their own token
+        (Llama-3's <|eot_id|>, which RWKU adds to its terminators) that older tokenizer configs do not call EOS."""
+        ids = [self.tokenizer.eos_token_id]
+        configured = getattr(getattr(self.model, "generation_config", None), "eos_token_id", None)
+        ids += configured if isinstance(configured, list) else [configured]
+        return list(dict.fromkeys(i for i in ids if i is not None))
+
     @torch.inference_mode()
     def generate(self, questions: Sequence[str], max_new_tokens: int = 200, raw: bool = False,
-                 sample: bool = False, top_p: float = 1.0) -> list[str]:
-        """Greedy continuation of each prompt (only the new text), stopping at EOS; `sample=True` draws at
-        temperature 1 instead, from the full distribution or its `top_p` nucleus (seed torch first)."""
+                 sample: bool = False, top_p: float = 1.0, top_k: int = 0) -> list[str]:
+        """Greedy continuation of each prompt (only the new text), stopping at `stop_ids`; `sample=True` draws
+        at temperature 1 instead, from the full distribution or its `top_k` / `top_p` truncation (0 / 1.0: off;
+        seed torch first)."""
         prompts = [
             self.tokenizer(q)["input_ids"] if raw else self.fmt.prompt_ids(q, self.tokenizer) for q in questions
         ]
         prompts = [p[-(self.max_length - max_new_tokens) :] if self.max_length > max_new_tokens else p for p in prompts]
-        order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
         out: list[str] = [""] * len(prompts)
-        device = eval_device(self.model)
-        self.model.eval()
-        for start in range(0, len(order), self.batch_size):
-            idx = order[start : start + self.batch_size]
-            width = max(len(prompts[i]) for i in idx)
-            input_ids = torch.full((len(idx), width), self.pad_id, dtype=torch.long)
-            mask = torch.zeros((len(idx), width), dtype=torch.long)
-            for row, i in enumerate(idx):  # left padding keeps every prompt's last token at the same column
-                input_ids[row, width - len(prompts[i]) :] = torch.tensor(prompts[i])
-                mask[row, width - len(prompts[i]) :] = 1
+        for idx, input_ids, mask in self._left_padded(prompts):
             generated = self.model.generate(
-                input_ids=input_ids.to(device),
-                attention_mask=mask.to(device),
+                input_ids=input_ids,
+                attention_mask=mask,
                 max_new_tokens=max_new_tokens,
                 do_sample=sample,
-                **({"temperature": 1.0, "top_k": 0, "top_p": top_p} if sample else {}),
+                **({"temperature": 1.0, "top_k": top_k, "top_p": top_p} if sample else {}),
                 num_beams=1,
                 pad_token_id=self.pad_id,
-                eos_token_id=self.tokenizer.eos_token_id,
+                eos_token_id=self.stop_ids,
                 use_cache=True,
             )
+            width = input_ids.shape[1]
             for row, i in enumerate(idx):
                 out[i] = self.tokenizer.decode(generated[row, width:], skip_special_tokens=True).strip()
         return out
+
+
+def context_length(model: PreTrainedModel) -> int | None:
+    """The model's context window (its text config's max_position_embeddings); None where the config has none."""
+    return getattr(model.config.get_text_config(), "max_position_embeddings", None)
+
+
+def eval_lm(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, fmt: PromptFormat, max_length: int,
+            batch_size: int) -> LM:
+    """The LM evaluations use. Prompts may fill the model's whole context, as the benchmarks' own harnesses and
+    lm-eval let them (RWKU's 5-shot MMLU and 3-shot BBH prompts run to thousands of tokens); `model.max_length`
+    cuts training examples only, and is the fallback for a config without a context size."""
+    return LM(model, tokenizer, fmt, context_length(model) or max_length, batch_size)

@@ -35,6 +35,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from unlearn_bench.benchmarks.wmdp_data import mmlu_subjects
 from unlearn_bench.data.records import DataError
+from unlearn_bench.evaluation.lm import context_length
 from unlearn_bench.evaluators.tasks import TASKS_DIR
 
 OFFLINE_PREFIX = "offline_"
@@ -67,7 +68,8 @@ def evaluate_tasks(
         task_manager, specs = offline_tasks(tasks, Path(data_dir))
     was_training = model.training  # HFLM switches the model to eval mode; a training loop must get it back
     try:
-        lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=batch_size, max_length=_max_length(model))
+        # The model's context window, so lm-eval cuts longer prompts from the left instead of failing.
+        lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=batch_size, max_length=context_length(model))
         out = lm_eval.simple_evaluate(
             model=lm,
             tasks=specs,
@@ -147,9 +149,3 @@ def tidy_results(out: dict[str, Any]) -> list[TaskScore]:
             )
     return rows
 
-
-def _max_length(model: PreTrainedModel) -> int | None:
-    """The model's context window, so lm-eval truncates longer prompts from the left instead of failing.
-
-    Read from the text config (multimodal configs nest it); None leaves lm-eval to resolve it."""
-    return getattr(model.config.get_text_config(), "max_position_embeddings", None)

@@ -24,10 +24,12 @@ from rouge import Rouge
 
 
 # --- generation settings -------------------------------------------------------------------------------------
-# Greedy (`do_sample=False`) everywhere. FB/QA/AA probes: `max_new_tokens=30`, stopping at EOS, <|eot_id|>, or a
-# newline token (`terminators` in eval_forget / eval_neighbor), so the answer is the first line.
+# Greedy (`do_sample=False`) everywhere. FB/QA/AA probes: `max_new_tokens=30`, stopping at EOS or <|eot_id|>.
+# eval_forget / eval_neighbor also list newline terminators, `convert_tokens_to_ids("\n")` and `(" \n")`, but on
+# byte-level vocabularies (Llama-3, where a newline is "Ċ") those return None, and on Phi-3 the unknown-token id,
+# so they never fire: RWKU's answers run on past the first line, and pltrdy's ROUGE reads the newlines as
+# spaces. We generate the same way (no newline stop), so scores match RWKU's published ones.
 PROBE_MAX_NEW_TOKENS = 30
-PROBE_STOP_STRINGS = ("\n",)
 # eval_fluency: 256 new tokens, stopping only at EOS / <|eot_id|>.
 FLUENCY_MAX_NEW_TOKENS = 256
 
