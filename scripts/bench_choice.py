@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 from pathlib import Path
 
 import torch
@@ -26,18 +25,9 @@ from unlearn_bench.metrics.rwku import ProbePrompt, render_prompt
 from unlearn_bench.metrics.rwku_utility import MMLU, MMLU_LETTERS, mmlu_prompt, with_answer_cue
 from unlearn_bench.models.tiny import build_tiny_model, train_tokenizer
 
+from bench_eval import LogitsMeter, timed  # the sibling script (scripts/ is on sys.path when run)
+
 REPO = Path(__file__).resolve().parents[1]
-
-
-class LogitsMeter:
-    """Largest logits tensor the model returned (bytes), via a forward hook."""
-
-    def __init__(self, model: torch.nn.Module) -> None:
-        self.peak = 0
-        model.register_forward_hook(self._hook)
-
-    def _hook(self, module: torch.nn.Module, args: tuple, output) -> None:
-        self.peak = max(self.peak, output.logits.numel() * output.logits.element_size())
 
 
 def naive_choices(lm: LM, prompts: list[str], candidates: list[int]) -> list[int]:
@@ -77,13 +67,10 @@ def main() -> None:
     meter = LogitsMeter(model)
     lm.next_token_choices(prompts[:1], candidates)  # warm-up off the clock
     meter.peak = 0
-    start = time.perf_counter()
-    fast = lm.next_token_choices(prompts, candidates)
-    t_fast, peak_fast = time.perf_counter() - start, meter.peak
-    meter.peak = 0
-    start = time.perf_counter()
-    slow = naive_choices(lm, prompts, candidates)
-    t_slow, peak_slow = time.perf_counter() - start, meter.peak
+    fast, t_fast = timed(lambda: lm.next_token_choices(prompts, candidates))
+    peak_fast, meter.peak = meter.peak, 0
+    slow, t_slow = timed(lambda: naive_choices(lm, prompts, candidates))
+    peak_slow = meter.peak
 
     agree = sum(a == b for a, b in zip(fast, slow))
     print(f"same letter: {agree}/{len(prompts)}")
