@@ -44,10 +44,14 @@ class Context:
     fmt: PromptFormat
     accelerator: Any
 
-    def model_key(self, role: str) -> dict[str, Any]:
+    def model_settings(self) -> dict[str, Any]:
+        """The model config minus its display name (which determines nothing)."""
         m = OmegaConf.to_container(self.cfg.model, resolve=True)
         m.pop("name", None)
-        return {"model": m, "data": self.bench.data_key(role), "seed": self.cfg.seed, "role": role}
+        return m
+
+    def model_key(self, role: str) -> dict[str, Any]:
+        return {"model": self.model_settings(), "data": self.bench.data_key(role), "seed": self.cfg.seed, "role": role}
 
 
 def build_method(method_cfg: DictConfig) -> Any:
@@ -149,9 +153,7 @@ def model_identity(ctx: Context, role: str, model_dir: str) -> Any:
     settings it is loaded and run with (dtype, max_length, ...)."""
     if finetunes(ctx.cfg.model) or model_dir != ctx.cfg.model.path:
         return ctx.model_key(role)
-    settings = OmegaConf.to_container(ctx.cfg.model, resolve=True)
-    settings.pop("name", None)
-    return {"path": model_dir, "settings": settings}
+    return {"path": model_dir, "settings": ctx.model_settings()}
 
 
 def generated_forget_corpus(ctx: Context, target_dir: str, generation: dict[str, Any]) -> list[dict[str, Any]]:
@@ -184,7 +186,8 @@ def evaluate_model(ctx: Context, model: Any, tokenizer: Any, reference: dict[str
 def cached_eval(ctx: Context, role: str, model_dir: str, reference: dict[str, Any] | None,
                 reference_model: str | None = None) -> EvalOutput:
     cfg = ctx.cfg
-    key = {"model": model_identity(ctx, role, model_dir), "reference": reference_model, "bench": OmegaConf.to_container(cfg.bench, resolve=True),
+    key = {"model": model_identity(ctx, role, model_dir), "reference": reference_model,
+           "bench": OmegaConf.to_container(cfg.bench, resolve=True),
            "utility": OmegaConf.to_container(cfg.eval.utility, resolve=True)}
 
     def build(out: Path) -> None:
