@@ -31,9 +31,8 @@ reject.json (RWKU's RT data); there are no perturbed answers, so `method=wrong_a
 Evaluation (LLaMA-Factory/src/llmtuner/eval/, `eval_forget`, `eval_neighbor`, `eval_mia`, `eval_fluency`):
 greedy answers to RWKU's prompts (`metrics.rwku`; the bare prompt for a tokenizer without a chat template),
 up to 30 tokens or the end of the turn (RWKU's newline terminators never fire: `metrics.rwku`), scored by
-ROUGE-L recall: forget FB/QA/AA (lower is better,
-AA also per attack type) and neighbour FB/QA (higher is better), pooled over targets as RWKU's batch files
-pool them. MIA: the mean loss, zlib and Min-K%++ (k=20%) scores of the forget_mia and retain_mia texts, as
+ROUGE-L recall with RWKU's `rouge` package: forget FB/QA/AA (lower is better, AA also per attack type) and
+neighbour FB/QA (higher is better), pooled over targets as RWKU's batch files pool them. MIA: the mean loss, zlib and Min-K%++ (k=20%) scores of the forget_mia and retain_mia texts, as
 `eval_mia` reports them (`metrics.rwku.mia_set_summary`), and each attack's AUC from the MIA suite (`mia_auc`,
 forget_mia texts as members). Utility (`bench.utility_tasks`): RWKU's own per-target files, scored as its code
 does (`rwku_utility_eval`): MMLU accuracy, BBH exact match, TruthfulQA MC1/MC2, TriviaQA EM/F1 and fluency
