@@ -10,7 +10,10 @@ os.environ.setdefault("TQDM_DISABLE", "1")
 
 import pytest
 
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+# ../shared beside the repo; UNLEARN_BENCH_SHARED points elsewhere (a worktree whose parent lacks it).
+SHARED = Path(os.environ.get("UNLEARN_BENCH_SHARED", Path(__file__).resolve().parents[2] / "shared"))
+SHARED_DATA = SHARED / "data"
+SHARED_TOKENIZERS = SHARED / "tokenizers"
 
 
 @pytest.fixture(scope="session")
@@ -19,6 +22,16 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip("../shared/data not present: real benchmark records live beside the repo, not in it")
     return SHARED_DATA
+
+
+def shared_tokenizer(family: str):
+    """A real tokenizer from ../shared/tokenizers (llama2, llama3); the test is skipped where it is absent."""
+    from transformers import AutoTokenizer
+
+    path = SHARED_TOKENIZERS / family
+    if not (path / "tokenizer.json").is_file():
+        pytest.skip(f"{path} not present: real tokenizers live beside the repo, not in it")
+    return AutoTokenizer.from_pretrained(str(path))
 
 
 @pytest.fixture(scope="session")

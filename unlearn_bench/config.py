@@ -37,6 +37,9 @@ class ModelConfig:
     # Where to load the tokenizer of `path`/`retain_path` from when those checkpoints ship without one.
     tokenizer_path: Optional[str] = None
     prompt_format: str = "plain"  # plain | phi | llama2 | chat
+    # prompt_format=chat: the system turn (None: none) and the template's date (Llama-3.1+ headers print it).
+    system_prompt: Optional[str] = None
+    date_string: str = "10 Apr 2025"
     dtype: str = "auto"
     trust_remote_code: bool = False
     max_length: int = 256

@@ -85,7 +85,8 @@ def run(cfg: DictConfig) -> RunRecord:
     bench = build_benchmark(cfg.bench)
     data = bench.data()
     stages.check_data(data)
-    ctx = Context(cfg, bench, data, PromptFormat(cfg.model.prompt_format), make_accelerator(cpu=cfg.cpu))
+    fmt = PromptFormat(cfg.model.prompt_format, cfg.model.system_prompt, cfg.model.date_string)
+    ctx = Context(cfg, bench, data, fmt, make_accelerator(cpu=cfg.cpu))
 
     tokenizer = loading.base_tokenizer(cfg.model, data.tokenizer_corpus)
     target_dir = finetuned_model(ctx, "target", data.target_train, tokenizer)

@@ -143,7 +143,8 @@ class TofuBenchmark:
         holdout = self._qa(holdout_split_for(self.cfg.forget_split))[: len(splits["forget"])]
         out.metrics += forget_holdout_auc_rows(lm, [q.as_qa() for q in splits["forget"]], holdout)
         # TOFU's file names, which its aggregate_eval_stat.py looks up (`get_model_utility`'s eval_task_dict).
-        out.logs = {f"{EVAL_SPLITS[name][1]}.json": out.logs[f"eval_log_{name}.json"] for name in results}
+        renamed = {f"eval_log_{name}.json": f"{EVAL_SPLITS[name][1]}.json" for name in results}
+        out.logs = {renamed.get(key, key): value for key, value in out.logs.items()}
         return out
 
 

@@ -10,26 +10,40 @@ from transformers import PreTrainedTokenizerBase
 from unlearn_bench.data.records import QA
 from unlearn_bench.methods.base import IGNORE_INDEX, Batch
 
-# Question formats of the models TOFU and open-unlearning fine-tune (TOFU config/model_config.yaml).
+# Question formats of the models TOFU and open-unlearning fine-tune: (prompt, answer prefix). The prompt is what
+# generation starts from; the answer prefix is scored with the answer. TOFU config/model_config.yaml: phi has
+# question_start_tag "Question: ", question_end_tag "\n", answer_tag "Answer: " (so "Answer: " is a target), and
+# evaluate_util.py `run_generation` generates from "Question: {q}\n".
 TEMPLATES = {
     "plain": ("Question: {q}\nAnswer:", " "),
-    "phi": ("Question: {q}\nAnswer:", " "),
+    "phi": ("Question: {q}\n", "Answer: "),
     # No space before the answer: TOFU's answer_tag is "", and open-unlearning's Llama-2 template notes " " tokenizes badly.
     "llama2": ("[INST] {q} [/INST]", ""),
 }
 
 
+# open-unlearning's chat-template arguments (configs/model/Llama-3.2-1B-Instruct.yaml `template_args`): a fixed
+# date keeps Llama-3.1+ headers ("Today Date: ...") from changing with the calendar between training and evaluation.
+DATE_STRING = "10 Apr 2025"
+
+
 @dataclass(frozen=True)
 class PromptFormat:
-    """How a model sees a question: one of TEMPLATES, or 'chat' for the tokenizer's own chat template."""
+    """How a model sees a question: one of TEMPLATES, or 'chat' for the tokenizer's own chat template, rendered
+    with `system_prompt` (None: no system turn) and the fixed `date_string`."""
 
     name: str = "plain"
+    system_prompt: str | None = None
+    date_string: str = DATE_STRING
+
+    def _messages(self, question: str) -> list[dict[str, str]]:
+        system = [{"role": "system", "content": self.system_prompt}] if self.system_prompt is not None else []
+        return system + [{"role": "user", "content": question}]
 
     def prompt(self, question: str, tokenizer: PreTrainedTokenizerBase) -> str:
         if self.name == "chat":
-            return tokenizer.apply_chat_template(
-                [{"role": "user", "content": question}], tokenize=False, add_generation_prompt=True
-            )
+            return tokenizer.apply_chat_template(self._messages(question), tokenize=False, add_generation_prompt=True,
+                                                 date_string=self.date_string)
         if self.name not in TEMPLATES:
             raise ValueError(f"unknown prompt format '{self.name}'; choose from: chat, {', '.join(TEMPLATES)}")
         return TEMPLATES[self.name][0].format(q=question)
@@ -37,16 +51,45 @@ class PromptFormat:
     def answer_prefix(self) -> str:
         return "" if self.name == "chat" else TEMPLATES[self.name][1]
 
+    def turn_end(self, tokenizer: PreTrainedTokenizerBase) -> str | None:
+        """What the chat template writes after an assistant answer up to its first special token (Llama-3:
+        "<|eot_id|>"), found by rendering a conversation whose answer is a sentinel; None for plain templates, or a
+        template that writes no special token there (then EOS ends the answer). open-unlearning's
+        `preprocess_chat_instance` scores the answer through the end of turn, and a chat model stops there. The cut
+        at the special token drops what some templates add after it (Meta-Llama-3-8B-Instruct's first template
+        appends the next assistant header whatever add_generation_prompt says)."""
+        if self.name != "chat":
+            return None
+        sentinel = "\x00answer\x00"
+        prompt = self.prompt("question", tokenizer)
+        full = tokenizer.apply_chat_template(self._messages("question") + [{"role": "assistant", "content": sentinel}],
+                                             tokenize=False, date_string=self.date_string)
+        rest = full[len(prompt) + len(sentinel):] if full.startswith(prompt + sentinel) else ""
+        special = {t.content for t in tokenizer.added_tokens_decoder.values() if t.special}
+        found = [(rest.find(t), t) for t in special | set(tokenizer.all_special_tokens) if t and t in rest]
+        if not found:
+            return None
+        at, token = min(found)
+        return rest[: at + len(token)]
+
+    def stop_ids(self, tokenizer: PreTrainedTokenizerBase) -> list[int]:
+        """The token that ends an answer besides EOS: the first token of `turn_end`, if any."""
+        end = self.turn_end(tokenizer)
+        return tokenizer(end, add_special_tokens=False)["input_ids"][:1] if end else []
+
     def prompt_ids(self, question: str, tokenizer: PreTrainedTokenizerBase) -> list[int]:
         # Chat templates already contain BOS; plain templates get it from the tokenizer.
         return tokenizer(self.prompt(question, tokenizer), add_special_tokens=self.name != "chat")["input_ids"]
 
 
-def encode_example(qa: QA, tokenizer: PreTrainedTokenizerBase, fmt: PromptFormat, max_length: int, add_eos: bool = True) -> tuple[list[int], list[int]]:
-    """input_ids and labels; labels are IGNORE_INDEX on prompt tokens (and BOS of raw text)."""
+def encode_example(qa: QA, tokenizer: PreTrainedTokenizerBase, fmt: PromptFormat, max_length: int | None,
+                   add_eos: bool = True) -> tuple[list[int], list[int]]:
+    """input_ids and labels, cut at `max_length` tokens (None: not cut); labels are IGNORE_INDEX on prompt tokens
+    (and BOS of raw text). The answer ends in EOS, or in the chat template's end of turn (`PromptFormat.turn_end`)."""
     eos = [tokenizer.eos_token_id] if add_eos else []
     if qa.question is None:  # raw text: every token after BOS is a target
-        ids = tokenizer(qa.answer)["input_ids"][: max_length - len(eos)] + eos
+        ids = tokenizer(qa.answer)["input_ids"]
+        ids = (ids if max_length is None else ids[: max_length - len(eos)]) + eos
         labels = list(ids)
         if ids and ids[0] == tokenizer.bos_token_id:
             labels[0] = IGNORE_INDEX
@@ -56,6 +99,9 @@ def encode_example(qa: QA, tokenizer: PreTrainedTokenizerBase, fmt: PromptFormat
     # for SentencePiece models (Llama-2: "▁The" instead of TOFU's "The") and so every answer loss.
     n_prompt = len(fmt.prompt_ids(qa.question, tokenizer))
     full = fmt.prompt(qa.question, tokenizer) + fmt.answer_prefix() + qa.answer
+    end = fmt.turn_end(tokenizer) if add_eos else None
+    if end is not None:
+        full, eos = full + end, []
     ids = tokenizer(full, add_special_tokens=fmt.name != "chat")["input_ids"] + eos
     labels = [IGNORE_INDEX] * n_prompt + ids[n_prompt:]
     return ids[:max_length], labels[:max_length]

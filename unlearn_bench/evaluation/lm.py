@@ -108,6 +108,11 @@ class LM:
     def _token_stats(self, pairs: Sequence[QA], reduce: str) -> list:
         return self._label_stats([encode_example(qa, self.tokenizer, self.fmt, self.max_length) for qa in pairs], reduce)
 
+    def truncated(self, pairs: Sequence[QA]) -> int:
+        """How many of `pairs` are longer than `max_length` tokens, and so are scored on their first `max_length`
+        tokens only (losing the answer's end and EOS)."""
+        return sum(len(encode_example(qa, self.tokenizer, self.fmt, None)[0]) > self.max_length for qa in pairs)
+
     def _label_stats(self, encoded: Sequence[tuple[list[int], list[int]]], reduce: str) -> list:
         """Per example: mean or summed NLL of the labelled tokens, or (reduce='none') their log-probabilities."""
         out: list = [None] * len(encoded)
@@ -125,9 +130,10 @@ class LM:
 
     @property
     def stop_ids(self) -> list[int]:
-        """EOS of the tokenizer and of the model's generation config: chat models end a turn with their own token
-        (Llama-3's <|eot_id|>, which RWKU adds to its terminators) that older tokenizer configs do not call EOS."""
-        ids = [self.tokenizer.eos_token_id]
+        """EOS of the tokenizer, of the chat template's end of turn and of the model's generation config: chat models
+        end a turn with their own token (Llama-3's <|eot_id|>, which RWKU adds to its terminators) that older
+        tokenizer configs do not call EOS."""
+        ids = [self.tokenizer.eos_token_id, *self.fmt.stop_ids(self.tokenizer)]
         configured = getattr(getattr(self.model, "generation_config", None), "eos_token_id", None)
         ids += configured if isinstance(configured, list) else [configured]
         return list(dict.fromkeys(i for i in ids if i is not None))

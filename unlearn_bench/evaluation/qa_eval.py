@@ -2,6 +2,7 @@
 ROUGE-L recall, then TOFU's summary. Shared by `bench=tofu` and the embedded `bench=fictitious`."""
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
@@ -11,7 +12,10 @@ from unlearn_bench.evaluation.lm import LM
 from unlearn_bench.metrics.rouge import rouge_recall
 from unlearn_bench.metrics.tofu import SplitScores, tofu_eval_log, tofu_summary
 
+log = logging.getLogger(__name__)
+
 LOWER_IS_BETTER_ON_FORGET = ("prob", "rouge")  # forget-split knowledge: less is better after unlearning
+TRUNCATION_LOG = "scoring_truncation.json"
 
 
 @dataclass
@@ -19,17 +23,23 @@ class SplitResult:
     examples: list[EvalQA]
     scores: SplitScores
     generations: list[str]
+    scored: int = 0     # answers scored (true, paraphrased, perturbed)
+    truncated: int = 0  # of those, longer than the model's context: scored on their first tokens only
 
 
 def score_splits(lm: LM, splits: Mapping[str, Sequence[EvalQA]], max_new_tokens: int) -> dict[str, SplitResult]:
-    """One batched scoring pass over every answer of every split, one batched generation pass."""
+    """One batched scoring pass over every answer of every split, one batched generation pass. Answers longer
+    than the model's context are counted per split and logged: their loss covers the first tokens only."""
     pairs: list[QA] = []
-    for examples in splits.values():
-        for ex in examples:
-            pairs.append(QA(ex.question, ex.answer))
-            if ex.paraphrased_answer is not None:
-                pairs.append(QA(ex.question, ex.paraphrased_answer))
-            pairs.extend(QA(ex.question, p) for p in ex.perturbed_answers)
+    counts: dict[str, tuple[int, int]] = {}
+    for name, examples in splits.items():
+        split_pairs = [QA(ex.question, a) for ex in examples
+                       for a in (ex.answer, ex.paraphrased_answer, *ex.perturbed_answers) if a is not None]
+        counts[name] = (len(split_pairs), lm.truncated(split_pairs))
+        if counts[name][1]:
+            log.warning("%s: %d of %d answers are longer than the model's context (%d tokens) and are scored on "
+                        "their first %d tokens only", name, counts[name][1], counts[name][0], lm.max_length, lm.max_length)
+        pairs += split_pairs
     losses = iter(lm.answer_losses(pairs))
     questions = [ex.question for examples in splits.values() for ex in examples]
     generations = iter(lm.generate(questions, max_new_tokens=max_new_tokens))
@@ -45,7 +55,8 @@ def score_splits(lm: LM, splits: Mapping[str, Sequence[EvalQA]], max_new_tokens:
             gens.append(next(generations))
         rouge = rouge_recall(gens, [ex.answer for ex in examples])["rougeL"]
         has_para = all(ex.paraphrased_answer is not None for ex in examples)
-        results[name] = SplitResult(list(examples), SplitScores(gt, para if has_para else None, pert, rouge), gens)
+        results[name] = SplitResult(list(examples), SplitScores(gt, para if has_para else None, pert, rouge), gens,
+                                    *counts[name])
     return results
 
 
@@ -73,6 +84,7 @@ def tofu_family_output(results: Mapping[str, SplitResult], retain_forget: SplitS
         )
         for name, res in results.items()
     }
+    logs[TRUNCATION_LOG] = {name: {"scored": res.scored, "truncated": res.truncated} for name, res in results.items()}
     reference: dict[str, Any] = {}
     if "forget" in results:
         s = results["forget"].scores
