@@ -89,7 +89,8 @@ def test_tiny_run_end_to_end_on_forget01(tofu_dir: Path, tmp_path: Path, compose
         got = {(r["split"], r["metric"]): r["value"] for r in rows if r["method"] == method}
         expected = {("summary", "forget_quality"), ("summary", "model_utility")} | {
             (s, m) for s in ("forget", "retain", "real_authors", "world_facts") for m in ("prob", "rouge", "truth_ratio")} | {
-            ("forget_holdout", f"auc_{a}") for a in ("loss", "zlib", "min_k", "min_k_plus_plus")}
+            ("forget_holdout", f"auc_{a}") for a in ("loss", "zlib", "min_k", "min_k_plus_plus")} | {
+            ("forget", "extraction_strength"), ("forget", "exact_memorization")}
         assert set(got) == expected, method
         assert all(math.isfinite(v) for v in got.values()), method
     # The retain model compared with itself: identical truth-ratio samples, KS p-value 1.
@@ -98,4 +99,8 @@ def test_tiny_run_end_to_end_on_forget01(tofu_dir: Path, tmp_path: Path, compose
         log = json.loads((run_dir / name).read_text())
         assert TOFU_LOG_KEYS <= set(log), name
         assert len(log["avg_gt_loss"]) == 20
+    # TOFU's long answers do not fit the tiny model's context: every split says how many were cut.
+    truncation = json.loads((run_dir / "scoring_truncation.json").read_text())
+    assert set(truncation) == {"forget", "retain", "real_authors", "world_facts"}
+    assert 0 < truncation["forget"]["truncated"] <= truncation["forget"]["scored"] == 20 * 7
     assert not list(run_dir.glob("eval_log_retain.json"))

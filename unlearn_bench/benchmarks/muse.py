@@ -41,7 +41,7 @@ from unlearn_bench.benchmarks.muse_data import (
 )
 from unlearn_bench.data.records import QA
 from unlearn_bench.evaluation.lm import LM
-from unlearn_bench.evaluation.mia_eval import ATTACKS, mia_scores
+from unlearn_bench.evaluation.mia_eval import ATTACKS, memorization_rows, mia_scores
 from unlearn_bench.metrics import mia
 from unlearn_bench.metrics.muse import (
     KNOWMEM_MAX_NEW_TOKENS,
@@ -204,6 +204,10 @@ class MuseBenchmark:
         metrics.append(Metric("forget", "verbmem", float(np.mean(verb_scores)), False))
         generations += [{"split": "verbmem_forget", "prompt": r["prompt"], "generation": g, "reference": ref,
                          "rougeL_f1": s} for r, g, ref, s in zip(verb, continuations, refs, verb_scores)]
+        # open-unlearning's MUSE extraction strength / exact memorization: on the verbmem prompt and its full
+        # continuation (configs/eval/muse_metrics/extraction_strength.yaml, MUSE_forget_verbmem).
+        metrics += memorization_rows(lm, "forget", [QA(r["prompt"], r["gt"]) for r in verb], raw=True,
+                                     prefix="verbmem_")
 
         qa = {"forget": self.corpus.knowmem["forget_qa"][:cap],
               "retain": self.corpus.knowmem["retain_qa"][: min(cap, self.cfg.retain_eval_examples)]}

@@ -34,7 +34,7 @@ from unlearn_bench.benchmarks.tofu_data import (
 )
 from unlearn_bench.data.records import QA, DataError, EvalQA
 from unlearn_bench.evaluation.lm import LM
-from unlearn_bench.evaluation.mia_eval import forget_holdout_auc_rows
+from unlearn_bench.evaluation.mia_eval import forget_holdout_auc_rows, memorization_rows
 from unlearn_bench.evaluation.qa_eval import reference_forget_scores, score_splits, tofu_family_output
 
 log = logging.getLogger(__name__)
@@ -142,6 +142,8 @@ class TofuBenchmark:
         # MIA per attack: forget answers vs the matching holdout split's (TOFU holdout01/05/10, never trained on).
         holdout = self._qa(holdout_split_for(self.cfg.forget_split))[: len(splits["forget"])]
         out.metrics += forget_holdout_auc_rows(lm, [q.as_qa() for q in splits["forget"]], holdout)
+        # open-unlearning's default TOFU metrics beyond TOFU's own (configs/eval/tofu.yaml), on the forget split.
+        out.metrics += memorization_rows(lm, "forget", [q.as_qa() for q in splits["forget"]])
         # TOFU's file names, which its aggregate_eval_stat.py looks up (`get_model_utility`'s eval_task_dict).
         renamed = {f"eval_log_{name}.json": f"{EVAL_SPLITS[name][1]}.json" for name in results}
         out.logs = {renamed.get(key, key): value for key, value in out.logs.items()}

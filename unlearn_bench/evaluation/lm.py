@@ -108,6 +108,28 @@ class LM:
     def _token_stats(self, pairs: Sequence[QA], reduce: str) -> list:
         return self._label_stats([encode_example(qa, self.tokenizer, self.fmt, self.max_length) for qa in pairs], reduce)
 
+    @torch.inference_mode()
+    def greedy_matches(self, pairs: Sequence[QA], raw: bool = False) -> list[list[bool]]:
+        """Per pair: whether the argmax next-token prediction equals each answer token, teacher-forced, the last
+        labelled token left out as open-unlearning's `tokenwise_vocab_logprobs` does (for QA pairs it is the EOS).
+        `raw=True` reads question + " " + answer as plain text without EOS, as open-unlearning's
+        `preprocess_pretraining_instance` (insert_space=True) encodes MUSE's verbmem prompt and continuation."""
+        encoded = [self._raw_completion(qa) if raw else encode_example(qa, self.tokenizer, self.fmt, self.max_length)
+                   for qa in pairs]
+        out: list[list[bool]] = [[] for _ in pairs]
+        for idx, batch, logits in self.forward_batches(encoded):
+            predicted, targets = logits[:, :-1].argmax(-1), batch.labels[:, 1:]
+            del logits
+            for row, i in enumerate(idx):
+                scored = targets[row] != IGNORE_INDEX
+                out[i] = (predicted[row][scored] == targets[row][scored]).tolist()[:-1]
+        return out
+
+    def _raw_completion(self, qa: QA) -> tuple[list[int], list[int]]:
+        ids = self.tokenizer(f"{qa.question} {qa.answer}")["input_ids"][: self.max_length]
+        n_prompt = max(1, len(self.tokenizer(qa.question)["input_ids"]))
+        return ids, [IGNORE_INDEX] * n_prompt + ids[n_prompt:]
+
     def truncated(self, pairs: Sequence[QA]) -> int:
         """How many of `pairs` are longer than `max_length` tokens, and so are scored on their first `max_length`
         tokens only (losing the answer's end and EOS)."""

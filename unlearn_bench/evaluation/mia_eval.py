@@ -5,8 +5,10 @@ holdout questions the model never saw: the "forget vs holdout AUC per attack" ro
 """
 from __future__ import annotations
 
+import math
 from typing import Sequence
 
+import numpy as np
 import torch
 
 from unlearn_bench.benchmarks.base import Metric
@@ -14,7 +16,7 @@ from unlearn_bench.data.collate import encode_example
 from unlearn_bench.data.records import QA
 from unlearn_bench.evaluation.lm import LM
 from unlearn_bench.methods.base import IGNORE_INDEX
-from unlearn_bench.metrics import mia
+from unlearn_bench.metrics import memorization, mia
 
 ATTACKS = ("loss", "zlib", "min_k", "min_k_plus_plus")
 MIN_K = 0.4  # MUSE's privleak key Min-40% (swj0419/muse_bench eval.py)
@@ -41,6 +43,16 @@ def mia_scores(lm: LM, pairs: Sequence[QA], k: float = MIN_K, add_eos: bool = Fa
             scores["min_k_plus_plus"][i] = mia.min_k_plus_plus_score(lp, mu, sigma, k)
         del logits
     return scores
+
+
+def memorization_rows(lm: LM, split: str, pairs: Sequence[QA], raw: bool = False, prefix: str = "") -> list[Metric]:
+    """open-unlearning's extraction strength and exact memorization (means over `pairs`) of `split`; lower is
+    better on forget data (less of the answer is reproduced)."""
+    matches = lm.greedy_matches(pairs, raw=raw)
+    em = [x for x in map(memorization.exact_memorization, matches) if x is not None]
+    es = [memorization.extraction_strength(m) for m in matches]
+    return [Metric(split, f"{prefix}extraction_strength", float(np.mean(es)), False),
+            Metric(split, f"{prefix}exact_memorization", float(np.mean(em)) if em else math.nan, False)]
 
 
 def forget_holdout_auc_rows(lm: LM, forget: Sequence[QA], holdout: Sequence[QA]) -> list[Metric]:

@@ -1,0 +1,58 @@
+"""Exact memorization and extraction strength (open-unlearning src/evals/metrics/memorization.py) on hand-computed
+token matches, and the teacher-forced greedy matches they read."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from unlearn_bench.data.collate import PromptFormat, encode_example
+from unlearn_bench.data.records import QA
+from unlearn_bench.evaluation.lm import LM
+from unlearn_bench.methods.base import IGNORE_INDEX
+from unlearn_bench.metrics.memorization import exact_memorization, extraction_strength
+
+
+def test_exact_memorization_is_the_fraction_predicted():
+    assert exact_memorization([True, True, False, True]) == 0.75
+    assert exact_memorization([]) is None
+
+
+@pytest.mark.parametrize("matches,expected", [
+    ([True, True, True], 1.0),            # k = 0
+    ([False, True, True], 1 - 1 / 3),     # the last two reproduce from position 1
+    ([True, False, True, True], 1 - 2 / 4),
+    ([True, False], 1 - 1 / 2),           # no correct suffix: open-unlearning's loop leaves k = n-1, so 1/n
+    ([False, False, False, False], 1 / 4),
+    ([], 0.0),
+])
+def test_extraction_strength_hand_computed(matches, expected):
+    assert extraction_strength(matches) == pytest.approx(expected)
+
+
+def copying_model(model):
+    """Force the argmax at position t to be input token t+1: a model that has memorised every text."""
+    def hook(module, args, kwargs, output):
+        ids = kwargs["input_ids"]
+        logits = output.logits.clone()
+        logits[:, :-1].scatter_add_(-1, ids[:, 1:, None], torch.full(ids[:, 1:, None].shape, 1e4))
+        output.logits = logits
+        return output
+    return model.register_forward_hook(hook, with_kwargs=True)
+
+
+def test_greedy_matches_cover_the_answer_without_its_eos(tiny_lm):
+    model, tok = tiny_lm
+    lm = LM(model, tok, PromptFormat("plain"), max_length=64, batch_size=2)
+    pairs = [QA("what is item 3?", "item 3 is a dog."), QA("what is item 1?", "a cat")]
+    n_scored = [sum(t != IGNORE_INDEX for t in encode_example(qa, tok, lm.fmt, 64)[1]) for qa in pairs]
+    handle = copying_model(model)
+    try:
+        matches = lm.greedy_matches(pairs)
+        raw = lm.greedy_matches([QA("item 3 is", "a dog.")], raw=True)
+    finally:
+        handle.remove()
+    assert [len(m) for m in matches] == [n - 1 for n in n_scored]  # EOS left out
+    assert all(all(m) for m in matches) and all(raw[0]) and raw[0]
+    assert [extraction_strength(m) for m in matches] == [1.0, 1.0]
+    unforced = lm.greedy_matches(pairs)  # a random model reproduces (almost) nothing
+    assert exact_memorization(unforced[0]) < 0.5
