@@ -63,7 +63,7 @@ def test_every_method_is_registered_with_valid_tags():
     classes = method_classes()
     assert expected <= set(classes)
     for name, cls in classes.items():
-        assert cls.intent in ("removal", "suppression"), name
+        assert cls.intent in ("removal", "suppression", "none"), name
         assert cls.alternate in (None, "refusal", "perturbed"), name
         assert isinstance(cls.needs_reference, bool), name
     assert {n for n, c in classes.items() if c.intent == "suppression"} == {"idk", "idk_dpo", "wrong_answers", "ihl"}
@@ -252,7 +252,7 @@ def one_step(m, model, batch, reference, lr: float = 1e-2):
     return out
 
 
-@pytest.mark.parametrize("name", sorted(method_classes()))
+@pytest.mark.parametrize("name", sorted(n for n, c in method_classes().items() if not getattr(c, "evaluates_as_is", False)))
 def test_smoke_unlearning_step(name, lm):
     model, tokenizer = lm
     cls = method_classes()[name]

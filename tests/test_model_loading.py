@@ -44,3 +44,26 @@ def test_chat_format_uses_the_tokenizer_template(tiny_lm):
     assert prompt == "<s>USER: hi?\nASSISTANT:"
     with pytest.raises(ValueError, match="unknown prompt format"):
         PromptFormat("nope").prompt("hi?", tok)
+
+
+@pytest.mark.slow
+def test_method_none_evaluates_model_path_as_is_against_retain_path(compose_cfg, smoke_overrides, saved_model_dir, tmp_path, tiny_lm):
+    from unlearn_bench.models.tiny import build_tiny_model
+
+    _, tokenizer = tiny_lm
+    retain_dir = tmp_path / "retain-llama"
+    build_tiny_model(tokenizer, hidden_size=64, num_layers=2, num_heads=2, intermediate_size=128, seed=1).save_pretrained(retain_dir)
+    tokenizer.save_pretrained(retain_dir)
+    overrides = smoke_overrides + ["model=llama2-7b-chat", f"model.path={saved_model_dir}", "model.name=local-llama",
+                                   "model.prompt_format=plain", "model.dtype=float32", "method=none"]
+    with pytest.raises(ValueError, match="model.path"):
+        run(compose_cfg(smoke_overrides + ["method=none"]))
+    cfg = compose_cfg(overrides + [f"model.retain_path={retain_dir}"])
+    assert cfg.model.finetune.epochs > 0  # the model config fine-tunes, method=none does not
+    assert run(cfg).status == "ok"
+    run_dir, _ = run_dir_for(cfg)
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert {(r["method"], r["intent"]) for r in rows} == {("retain", "baseline"), ("none", "none")}
+    fq = {r["method"]: r["value"] for r in rows if r["metric"] == "forget_quality"}
+    assert fq["retain"] == 1.0 and fq["none"] < 1.0  # two different random models
+    assert not list((tmp_path / "cache").glob("finetune/*"))  # nothing was trained

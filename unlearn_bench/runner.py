@@ -5,6 +5,7 @@ sweep over methods trains the target and retain models once.
 """
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import logging
@@ -81,6 +82,8 @@ def run(cfg: DictConfig) -> RunRecord:
         return done
     seed_everything(cfg.seed)
     method = build_method(cfg.method)  # fail on bad method settings before any training
+    if getattr(method, "evaluates_as_is", False):
+        cfg = as_is_config(cfg)
     check_names(cfg.eval.diagnostics)
     bench = build_benchmark(cfg.bench)
     data = bench.data()
@@ -100,6 +103,11 @@ def run(cfg: DictConfig) -> RunRecord:
     else:
         target_eval = cached_eval(ctx, "target", target_dir, retain_eval.reference_data, reference_model=retain_dir)
 
+    if getattr(method, "evaluates_as_is", False):  # method=none: the model under test is the target itself
+        record = RunRecord(status="ok", run_id=run_id, config_hash=run_id, seconds=round(time.time() - start, 1))
+        rows = metric_rows(cfg, run_id, {"retain": retain_eval}, target_eval, "ok")
+        write_run(run_dir, cfg, record, rows, target_eval, [])
+        return record
     model = loading.load_saved(target_dir, cfg.model)
     tokenizer = loading.load_tokenizer(target_dir, cfg.model)
     seed_everything(cfg.seed)
@@ -116,6 +124,18 @@ def run(cfg: DictConfig) -> RunRecord:
                        seconds=round(time.time() - start, 1))
     write_run(run_dir, cfg, record, rows, unlearned_eval, result.history)
     return record
+
+
+def as_is_config(cfg: DictConfig) -> DictConfig:
+    """method=none: `model.path` used as is (fine-tuning off) and `model.retain_path` as the reference."""
+    if cfg.model.path is None:
+        raise ValueError("method=none evaluates model.path as is: set model.path to the model to evaluate")
+    if not cfg.model.retain_path:
+        log.warning("method=none without model.retain_path: the model is its own reference, so forget quality "
+                    "and PrivLeak compare it with itself")
+    cfg = copy.deepcopy(cfg)
+    cfg.model.finetune.epochs, cfg.model.finetune.max_steps = 0, 0
+    return cfg
 
 
 def finetunes(model_cfg: DictConfig) -> bool:
