@@ -77,10 +77,15 @@ def test_graddiff_and_ga_kl():
     out = method("graddiff", retain_weight=0.5).loss(model, batch, None)
     assert out.loss.item() == pytest.approx(-forget_nll + 0.5 * retain_nll, rel=1e-6)
     assert out.components["forget_nll"] == pytest.approx(forget_nll, rel=1e-6)
-    # KL(ref || model) on the retain tokens: both scored positions follow token 1, where ref is uniform.
-    kl = sum(u * math.log(u / q) for u, q in zip(U, Q))
+    # KL(ref || model), ref uniform. TOFU / open-unlearning ('kl'): the mean over all three retain positions, after
+    # tokens 1, 1, 0 (rows Q, Q, P). 'kl_answer': the two positions that predict answer tokens, both after token 1.
+    kl_q, kl_p = (sum(u * math.log(u / x) for u, x in zip(U, row)) for row in (Q, P))
     out = method("ga_kl").loss(model, batch, ref)
-    assert out.loss.item() == pytest.approx(-forget_nll + kl, rel=1e-6)
+    assert out.loss.item() == pytest.approx(-forget_nll + (2 * kl_q + kl_p) / 3, rel=1e-6)
+    out = method("ga_kl", retain_loss="kl_answer").loss(model, batch, ref)
+    assert out.loss.item() == pytest.approx(-forget_nll + kl_q, rel=1e-6)
+    with pytest.raises(ValueError, match="retain_loss='nll'"):
+        method("ga_kl", retain_loss="nll")
 
 
 def test_npo_matches_formula():
@@ -139,9 +144,24 @@ def test_idk_and_wrong_answers_fit_the_alternate():
     model, _ = model_and_ref()
     alt_nll = -(math.log(P[0]) + math.log(P[1])) / 2
     retain_nll = -(math.log(Q[1]) + math.log(Q[0])) / 2
-    for name in ("idk", "wrong_answers"):
-        out = method(name).loss(model, UnlearnBatch(FORGET, RETAIN, ALTERNATE), None)
-        assert out.loss.item() == pytest.approx(alt_nll + retain_nll, rel=1e-6)
+    out = method("wrong_answers").loss(model, UnlearnBatch(FORGET, RETAIN, ALTERNATE), None)
+    assert out.loss.item() == pytest.approx(alt_nll + retain_nll, rel=1e-6)
+    out = method("idk", reduction="sum").loss(model, UnlearnBatch(FORGET, RETAIN, ALTERNATE), None)
+    assert out.loss.item() == pytest.approx(alt_nll + retain_nll, rel=1e-6)
+
+
+def test_idk_joint_mean_is_tofus_one_mean_over_the_concatenated_batch():
+    model, _ = model_and_ref()
+    retain = seq([1, 1, 0, 1])  # three answer tokens: 1 after 1 (Q[1]), 0 after 1 (Q[0]), 1 after 0 (P[1])
+    alt_sum = -(math.log(P[0]) + math.log(P[1]))
+    retain_sum = -(math.log(Q[1]) + math.log(Q[0]) + math.log(P[1]))
+    out = method("idk").loss(model, UnlearnBatch(FORGET, retain, ALTERNATE), None)
+    assert out.loss.item() == pytest.approx((alt_sum + retain_sum) / 5, rel=1e-6)
+    assert out.components == pytest.approx({"refusal_nll": alt_sum / 2, "retain_nll": retain_sum / 3})
+    assert method("idk", reduction="sum").loss(model, UnlearnBatch(FORGET, retain, ALTERNATE), None).loss.item() == \
+        pytest.approx(alt_sum / 2 + retain_sum / 3, rel=1e-6)
+    with pytest.raises(ValueError, match="reduction='mean'"):
+        method("idk", reduction="mean")
 
 
 def test_ihl_hinge():

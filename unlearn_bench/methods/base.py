@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 
 IGNORE_INDEX = -100
+KL_KINDS = ("kl", "kl_answer")  # every position (TOFU, open-unlearning) | answer tokens only
 
 
 @dataclass
@@ -81,33 +82,46 @@ def batch_nll(model: torch.nn.Module, batch: Batch) -> torch.Tensor:
     return nll.sum() / mask.sum().clamp(min=1)
 
 
-def kl_to_reference(model: torch.nn.Module, reference: torch.nn.Module, batch: Batch) -> torch.Tensor:
-    """KL(reference || model) per answer token, averaged (open-unlearning's `compute_kl_divergence`)."""
-    logits = forward_logits(model, batch)[:, :-1].float()
+def kl_to_reference(model: torch.nn.Module, reference: torch.nn.Module, batch: Batch, *, answer_only: bool = False) -> torch.Tensor:
+    """KL(reference || model) of the next-token distributions, averaged over positions.
+
+    answer_only=False (retain_loss 'kl', the default) is TOFU's and open-unlearning's definition (TOFU dataloader.py
+    `KL` loss, open-unlearning src/trainer/utils.py `compute_kl_divergence`): `kl_div(..., reduction="batchmean")`
+    over the flattened [B*T, V] logits, i.e. the mean over every position, prompt and padding included (padding is
+    up to the batch's longest sequence here, up to max_length in TOFU). answer_only=True (retain_loss 'kl_answer')
+    averages over the positions that predict answer tokens only: what the retain term means to keep, independent of
+    prompt length and batch padding. The default is the references' so that their hyperparameters (the retain
+    weight) carry over."""
+    logits = forward_logits(model, batch).float()
     with torch.no_grad():
-        ref_logits = forward_logits(reference, batch)[:, :-1].float()
-    mask = batch.labels[:, 1:] != IGNORE_INDEX
+        ref_logits = forward_logits(reference, batch).float()
+    if answer_only:
+        logits, ref_logits = logits[:, :-1], ref_logits[:, :-1]
     kl = F.kl_div(F.log_softmax(logits, -1), F.log_softmax(ref_logits, -1), log_target=True, reduction="none").sum(-1)
+    if not answer_only:
+        return kl.mean()
+    mask = batch.labels[:, 1:] != IGNORE_INDEX
     return (kl * mask).sum() / mask.sum().clamp(min=1)
 
 
 def retain_term(kind: str, model: torch.nn.Module, reference: torch.nn.Module | None, batch: Batch | None) -> torch.Tensor | None:
-    """The retain regulariser shared by most methods: 'nll', 'kl' (needs a reference) or 'none'."""
+    """The retain regulariser shared by most methods: 'nll', 'kl' / 'kl_answer' (need a reference; see
+    `kl_to_reference`) or 'none'."""
     if batch is None or kind == "none":
         return None
     if kind == "nll":
         return batch_nll(model, batch)
-    if kind == "kl":
+    if kind in KL_KINDS:
         if reference is None:
-            raise ValueError("retain_loss='kl' needs a reference model")
-        return kl_to_reference(model, reference, batch)
-    raise ValueError(f"unknown retain_loss '{kind}' (choose from: nll, kl, none)")
+            raise ValueError(f"retain_loss='{kind}' needs a reference model")
+        return kl_to_reference(model, reference, batch, answer_only=kind == "kl_answer")
+    raise ValueError(f"unknown retain_loss '{kind}' (choose from: nll, {', '.join(KL_KINDS)}, none)")
 
 
 def check_retain_loss(method: object, kind: str) -> None:
     """Validate a method's `retain_loss` field at construction, not at the first step: 'kl' needs a reference,
     so reference-free methods (needs_reference=False) accept only 'nll' or 'none'."""
-    allowed = ("nll", "kl", "none") if getattr(method, "needs_reference", False) else ("nll", "none")
+    allowed = ("nll", *KL_KINDS, "none") if getattr(method, "needs_reference", False) else ("nll", "none")
     if kind not in allowed:
         raise ValueError(f"{type(method).__name__}: retain_loss='{kind}' is not supported (choose from: {', '.join(allowed)})")
 
