@@ -128,3 +128,32 @@ def test_gradient_norm_rejects_bad_p_and_batches(tiny_lm):
         gradient_norm_score(model, ids[:1], ids[:1], p=3)
     with pytest.raises(ValueError, match="one text"):
         gradient_norm_score(model, ids, ids)
+
+
+def test_mia_styles_on_qa_answers(tiny_lm):
+    """open_unlearning: loss and zlib over the answer with its EOS, zlib of the decoded labels, Min-K without the
+    EOS; muse: every score over the answer tokens without EOS, zlib of the raw answer."""
+    import zlib
+
+    from unlearn_bench.data.collate import PromptFormat, encode_example
+    from unlearn_bench.data.records import QA
+    from unlearn_bench.evaluation.lm import LM
+    from unlearn_bench.evaluation.mia_eval import mia_scores
+
+    model, tok = tiny_lm
+    lm = LM(model, tok, PromptFormat("plain"), max_length=64, batch_size=2)
+    pairs = [QA("what is item 3?", "item 3 is a dog."), QA("what is item 1?", "a  cat")]  # two spaces: decoding differs
+    with_eos = lm.token_logprobs(pairs)  # answer tokens + EOS
+    ou, muse = mia_scores(lm, pairs, style="open_unlearning"), mia_scores(lm, pairs, style="muse")
+    for i, (qa, lp) in enumerate(zip(pairs, with_eos)):
+        lp = lp.double().numpy()
+        assert ou["loss"][i] == pytest.approx(-lp.mean(), rel=1e-5)
+        assert muse["loss"][i] == pytest.approx(-lp[:-1].mean(), rel=1e-5)
+        ids, labels = encode_example(qa, tok, lm.fmt, 64)
+        decoded = tok.decode([t for t in labels if t != -100], skip_special_tokens=True)
+        assert ou["zlib"][i] == pytest.approx(-lp.mean() / len(zlib.compress(decoded.encode())), rel=1e-5)
+        assert muse["zlib"][i] == pytest.approx(-lp[:-1].mean() / len(zlib.compress(qa.answer.encode())), rel=1e-5)
+        assert ou["min_k"][i] == pytest.approx(muse["min_k"][i], rel=1e-5)
+        assert ou["min_k_plus_plus"][i] == pytest.approx(muse["min_k_plus_plus"][i], rel=1e-5)
+    with pytest.raises(ValueError, match="unknown MIA style"):
+        mia_scores(lm, pairs, style="carlini")

@@ -34,7 +34,7 @@ from unlearn_bench.benchmarks.tofu_data import (
 )
 from unlearn_bench.data.records import QA, DataError, EvalQA
 from unlearn_bench.evaluation.lm import LM
-from unlearn_bench.evaluation.mia_eval import forget_holdout_auc_rows, memorization_rows
+from unlearn_bench.evaluation.mia_eval import MIA_STYLES, forget_holdout_auc_rows, memorization_rows
 from unlearn_bench.evaluation.qa_eval import reference_forget_scores, score_splits, tofu_family_output
 
 log = logging.getLogger(__name__)
@@ -59,6 +59,8 @@ class TofuConfig:
     forget_split: str = "forget10"      # forget01 | forget05 | forget10; the retain split follows
     eval_max_examples: Optional[int] = 300  # TOFU's ds_size; null scores every question (open-unlearning)
     max_new_tokens: int = 200           # TOFU's generation length (greedy, stops at EOS)
+    # forget-vs-holdout MIA: open_unlearning (its TOFU attacks: EOS scored, zlib of decoded labels) | muse
+    mia_style: str = "open_unlearning"
 
 
 class TofuBenchmark:
@@ -66,6 +68,8 @@ class TofuBenchmark:
 
     def __init__(self, cfg: TofuConfig) -> None:
         self.retain_split = retain_split_for(cfg.forget_split)  # ValueError naming the choices
+        if cfg.mia_style not in MIA_STYLES:
+            raise ValueError(f"bench.mia_style={cfg.mia_style!r}: choose from {', '.join(MIA_STYLES)}")
         if cfg.eval_max_examples is not None and cfg.eval_max_examples < 1:
             raise ValueError(f"bench.eval_max_examples={cfg.eval_max_examples}: use a positive number, or null for every question")
         self.cfg = cfg
@@ -141,7 +145,7 @@ class TofuBenchmark:
         out = tofu_family_output(results, reference_forget_scores(results, reference))
         # MIA per attack: forget answers vs the matching holdout split's (TOFU holdout01/05/10, never trained on).
         holdout = self._qa(holdout_split_for(self.cfg.forget_split))[: len(splits["forget"])]
-        out.metrics += forget_holdout_auc_rows(lm, [q.as_qa() for q in splits["forget"]], holdout)
+        out.metrics += forget_holdout_auc_rows(lm, [q.as_qa() for q in splits["forget"]], holdout, self.cfg.mia_style)
         # open-unlearning's default TOFU metrics beyond TOFU's own (configs/eval/tofu.yaml), on the forget split.
         out.metrics += memorization_rows(lm, "forget", [q.as_qa() for q in splits["forget"]])
         # TOFU's file names, which its aggregate_eval_stat.py looks up (`get_model_utility`'s eval_task_dict).
