@@ -219,6 +219,12 @@ def test_end_to_end_fictitious_run(tmp_path):
     assert value[("finetuned", "forget", "verbmem")] > value[("retain", "forget", "verbmem")] + 0.2
     mia_log = json.loads((run_dir / "muse_mia.json").read_text())
     assert set(mia_log["orientation"]) == set(ATTACKS) and mia_log["retrain_auc"]["source"] == "model"
+    # open-unlearning's exact memorization on verbmem: the memorising target predicts more of it than the retain
+    # model. (Extraction strength is 1/n for both here: neither gets the continuation's last token.)
+    assert value[("finetuned", "forget", "verbmem_exact_memorization")] > value[("retain", "forget", "verbmem_exact_memorization")] + 0.1
+    summary = json.loads((run_dir / "MUSE_SUMMARY.json").read_text())
+    assert summary["forget_verbmem_ROUGE"] == value[("graddiff", "forget", "verbmem")]
+    assert summary["extraction_strength"] == value[("graddiff", "forget", "verbmem_extraction_strength")]
 
 
 @pytest.mark.slow

@@ -103,4 +103,11 @@ def test_tiny_run_end_to_end_on_forget01(tofu_dir: Path, tmp_path: Path, compose
     truncation = json.loads((run_dir / "scoring_truncation.json").read_text())
     assert set(truncation) == {"forget", "retain", "real_authors", "world_facts"}
     assert 0 < truncation["forget"]["truncated"] <= truncation["forget"]["scored"] == 20 * 7
+    # open-unlearning's files beside ours, with its metric names.
+    summary = json.loads((run_dir / "TOFU_SUMMARY.json").read_text())
+    got = {(r["split"], r["metric"]): r["value"] for r in rows if r["method"] == "ga"}
+    assert summary["forget_quality"] == got[("summary", "forget_quality")]
+    assert summary["extraction_strength"] == got[("forget", "extraction_strength")]
+    evals = json.loads((run_dir / "TOFU_EVAL.json").read_text())
+    assert len(evals["forget_truth_ratio"]["value_by_index"]) == len(evals["extraction_strength"]["value_by_index"]) == 20
     assert not list(run_dir.glob("eval_log_retain.json"))

@@ -42,6 +42,7 @@ from unlearn_bench.benchmarks.muse_data import (
 from unlearn_bench.data.records import QA
 from unlearn_bench.evaluation.lm import LM
 from unlearn_bench.evaluation.mia_eval import ATTACKS, memorization_rows, mia_scores
+from unlearn_bench.evaluation.open_unlearning import MUSE_NAMES, eval_files
 from unlearn_bench.metrics import mia
 from unlearn_bench.metrics.muse import (
     KNOWMEM_MAX_NEW_TOKENS,
@@ -206,8 +207,9 @@ class MuseBenchmark:
                          "rougeL_f1": s} for r, g, ref, s in zip(verb, continuations, refs, verb_scores)]
         # open-unlearning's MUSE extraction strength / exact memorization: on the verbmem prompt and its full
         # continuation (configs/eval/muse_metrics/extraction_strength.yaml, MUSE_forget_verbmem).
-        metrics += memorization_rows(lm, "forget", [QA(r["prompt"], r["gt"]) for r in verb], raw=True,
-                                     prefix="verbmem_")
+        rows, memorization = memorization_rows(lm, "forget", [QA(r["prompt"], r["gt"]) for r in verb], raw=True,
+                                               prefix="verbmem_")
+        metrics += rows
 
         qa = {"forget": self.corpus.knowmem["forget_qa"][:cap],
               "retain": self.corpus.knowmem["retain_qa"][: min(cap, self.cfg.retain_eval_examples)]}
@@ -221,8 +223,10 @@ class MuseBenchmark:
                              "reference": q.answer, "rougeL_f1": s} for q, g, s in zip(qs, gens, scores)]
 
         mia_metrics, mia_log, auc = self._privleak(lm, reference)
-        return EvalOutput(metrics + mia_metrics, generations, {"muse_mia.json": mia_log},
-                          {"forget_holdout_auc": auc})
+        metrics += mia_metrics
+        logs = {"muse_mia.json": mia_log} | eval_files(
+            "MUSE", metrics, MUSE_NAMES, {k: [{"score": x} for x in v] for k, v in memorization.items()})
+        return EvalOutput(metrics, generations, logs, {"forget_holdout_auc": auc})
 
     def _privleak(self, lm: LM, reference: dict[str, Any] | None
                   ) -> tuple[list[Metric], dict[str, Any], dict[str, float]]:

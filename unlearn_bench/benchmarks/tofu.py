@@ -35,6 +35,7 @@ from unlearn_bench.benchmarks.tofu_data import (
 from unlearn_bench.data.records import QA, DataError, EvalQA
 from unlearn_bench.evaluation.lm import LM
 from unlearn_bench.evaluation.mia_eval import MIA_STYLES, forget_holdout_auc_rows, memorization_rows
+from unlearn_bench.evaluation.open_unlearning import TOFU_NAMES, eval_files, read_retain_truth_ratios, tofu_per_example
 from unlearn_bench.evaluation.qa_eval import reference_forget_scores, score_splits, tofu_family_output
 
 log = logging.getLogger(__name__)
@@ -61,6 +62,9 @@ class TofuConfig:
     max_new_tokens: int = 200           # TOFU's generation length (greedy, stops at EOS)
     # forget-vs-holdout MIA: open_unlearning (its TOFU attacks: EOS scored, zlib of decoded labels) | muse
     mia_style: str = "open_unlearning"
+    # An open-unlearning TOFU_EVAL.json of a retain model (its retain_logs_path): forget quality compares against
+    # the truth ratios in it instead of this run's retain model.
+    retain_logs_path: Optional[str] = None
 
 
 class TofuBenchmark:
@@ -142,15 +146,19 @@ class TofuBenchmark:
     def evaluate(self, lm: LM, reference: dict[str, Any] | None) -> EvalOutput:
         splits = self.eval_splits()
         results = score_splits(lm, splits, self.cfg.max_new_tokens)
-        out = tofu_family_output(results, reference_forget_scores(results, reference))
+        retain_forget = (read_retain_truth_ratios(self.cfg.retain_logs_path) if self.cfg.retain_logs_path
+                         else reference_forget_scores(results, reference))
+        out = tofu_family_output(results, retain_forget)
         # MIA per attack: forget answers vs the matching holdout split's (TOFU holdout01/05/10, never trained on).
         holdout = self._qa(holdout_split_for(self.cfg.forget_split))[: len(splits["forget"])]
         out.metrics += forget_holdout_auc_rows(lm, [q.as_qa() for q in splits["forget"]], holdout, self.cfg.mia_style)
         # open-unlearning's default TOFU metrics beyond TOFU's own (configs/eval/tofu.yaml), on the forget split.
-        out.metrics += memorization_rows(lm, "forget", [q.as_qa() for q in splits["forget"]])
+        rows, memorization = memorization_rows(lm, "forget", [q.as_qa() for q in splits["forget"]])
+        out.metrics += rows
         # TOFU's file names, which its aggregate_eval_stat.py looks up (`get_model_utility`'s eval_task_dict).
         renamed = {f"eval_log_{name}.json": f"{EVAL_SPLITS[name][1]}.json" for name in results}
         out.logs = {renamed.get(key, key): value for key, value in out.logs.items()}
+        out.logs |= eval_files("TOFU", out.metrics, TOFU_NAMES, tofu_per_example(results["forget"], memorization))
         return out
 
 

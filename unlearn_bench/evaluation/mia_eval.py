@@ -63,14 +63,16 @@ def mia_scores(lm: LM, pairs: Sequence[QA], k: float = MIN_K, style: str = "muse
     return scores
 
 
-def memorization_rows(lm: LM, split: str, pairs: Sequence[QA], raw: bool = False, prefix: str = "") -> list[Metric]:
-    """open-unlearning's extraction strength and exact memorization (means over `pairs`) of `split`; lower is
-    better on forget data (less of the answer is reproduced)."""
+def memorization_rows(lm: LM, split: str, pairs: Sequence[QA], raw: bool = False, prefix: str = ""
+                      ) -> tuple[list[Metric], dict[str, list[float | None]]]:
+    """open-unlearning's extraction strength and exact memorization of `split`: the mean rows (lower is better
+    on forget data: less of the answer is reproduced) and the per-example scores."""
     matches = lm.greedy_matches(pairs, raw=raw)
-    em = [x for x in map(memorization.exact_memorization, matches) if x is not None]
-    es = [memorization.extraction_strength(m) for m in matches]
-    return [Metric(split, f"{prefix}extraction_strength", float(np.mean(es)), False),
-            Metric(split, f"{prefix}exact_memorization", float(np.mean(em)) if em else math.nan, False)]
+    per_example = {"extraction_strength": [memorization.extraction_strength(m) for m in matches],
+                   "exact_memorization": [memorization.exact_memorization(m) for m in matches]}
+    means = {name: [x for x in values if x is not None] for name, values in per_example.items()}
+    rows = [Metric(split, prefix + name, float(np.mean(v)) if v else math.nan, False) for name, v in means.items()]
+    return rows, per_example
 
 
 def forget_holdout_auc_rows(lm: LM, forget: Sequence[QA], holdout: Sequence[QA], style: str = "open_unlearning") -> list[Metric]:

@@ -6,6 +6,8 @@ import logging
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
+import numpy as np
+
 from unlearn_bench.benchmarks.base import SELF_REFERENCE, EvalOutput, Metric
 from unlearn_bench.data.records import QA, EvalQA
 from unlearn_bench.evaluation.lm import LM
@@ -60,7 +62,7 @@ def score_splits(lm: LM, splits: Mapping[str, Sequence[EvalQA]], max_new_tokens:
     return results
 
 
-def tofu_family_output(results: Mapping[str, SplitResult], retain_forget: SplitScores | None) -> EvalOutput:
+def tofu_family_output(results: Mapping[str, SplitResult], retain_forget: SplitScores | np.ndarray | None) -> EvalOutput:
     """TOFU's metric rows, generations, eval logs and the forget scores other runs compare against."""
     summary = tofu_summary({k: v.scores for k, v in results.items()}, retain_forget)
     metrics = []

@@ -92,13 +92,16 @@ def normalised_probability(scores: SplitScores) -> float:
     return float(np.mean(p_true / (p_true + p_false)))
 
 
-def forget_quality(unlearned_forget: SplitScores, retain_forget: SplitScores) -> float:
+def forget_quality(unlearned_forget: SplitScores, retain_forget: SplitScores | np.ndarray) -> float:
     """KS-test p-value between the truth ratios R of the unlearned and the retain model on the forget set.
 
     TOFU's `get_forget_quality` compares the raw R = exp(mean perturbed - paraphrased), not min(R, 1/R)
-    and not the `truth_ratio` value written in its eval logs (which is 1/R).
+    and not the `truth_ratio` value written in its eval logs (which is 1/R; the KS test gives the same p-value on
+    1/R, a monotone map of both samples). `retain_forget` is the retain model's scores, or its ratios R directly
+    (read from an open-unlearning retain log).
     """
-    return float(ks_2samp(truth_ratio(unlearned_forget), truth_ratio(retain_forget)).pvalue)
+    retain = retain_forget if isinstance(retain_forget, np.ndarray) else truth_ratio(retain_forget)
+    return float(ks_2samp(truth_ratio(unlearned_forget), retain).pvalue)
 
 
 def split_metrics(split: str, scores: SplitScores) -> dict[str, float]:
@@ -114,10 +117,11 @@ def split_metrics(split: str, scores: SplitScores) -> dict[str, float]:
             f"{split}_truth_ratio": stat}
 
 
-def tofu_summary(splits: Mapping[str, SplitScores], retain_forget: SplitScores | None) -> dict[str, float]:
+def tofu_summary(splits: Mapping[str, SplitScores], retain_forget: SplitScores | np.ndarray | None) -> dict[str, float]:
     """forget_quality, model_utility and the per-split components of the splits given.
 
-    `retain_forget`: the retain model's (trained without the forget set) scores on the forget split.
+    `retain_forget`: the retain model's (trained without the forget set) scores on the forget split, or its truth
+    ratios R.
     Missing inputs give NaN with a warning rather than a silently absent number.
     """
     unknown = set(splits) - set(SPLITS)
