@@ -56,3 +56,10 @@ def test_unknown_field_names_the_schema():
 def test_experiment_overlay_and_sweepable_method_fields():
     cfg = compose("config", overrides=["experiment=smoke", "method=npo", "method.beta=0.05"])
     assert cfg.bench.num_authors < 200 and cfg.method.beta == 0.05
+
+
+def test_reference_experiments_use_the_references_schedules():
+    # WMDP's rmu/unlearn.py and MUSE's iterative.py train at a constant rate without warmup.
+    for experiment, method in (("wmdp_rmu_zephyr", "rmu"), ("muse_news_llama2", "npo")):
+        cfg = compose("config", overrides=[f"experiment={experiment}", f"method={method}"])
+        assert (str(cfg.method.scheduler.value), cfg.method.warmup_ratio) == ("constant", 0.0), experiment

@@ -121,12 +121,13 @@ def test_chat_system_prompt_and_date_reach_the_template_and_the_cache_key(llama3
 
 
 def tiny_llama(tokenizer, seed: int = 0):
-    """A random Llama of the tokenizer's full vocabulary, small enough for a test (hidden size 16)."""
+    """A random Llama of the tokenizer's full vocabulary, small enough for a test (hidden size 16; a 128-token
+    context keeps [T, 128k] logits of long RWKU texts small)."""
     from transformers import LlamaConfig, LlamaForCausalLM
 
     torch.manual_seed(seed)
     config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=16, intermediate_size=32, num_hidden_layers=1,
-                         num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=1024,
+                         num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=128,
                          bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
                          tie_word_embeddings=True)
     return LlamaForCausalLM(config).eval()
