@@ -187,11 +187,20 @@ def test_tiny_llama3_vocab_runs_rwku_end_to_end(tmp_path, compose_cfg, smoke_ove
     path = save_tiny(tmp_path, "llama3")
     cfg = compose_cfg(smoke_overrides + [
         "model=llama3-8b-instruct", f"model.path={path}", "model.dtype=float32", "model.gradient_checkpointing=false",
+        "model.finetune.epochs=0",  # RWKU unlearns the pretrained model as is (experiment=smoke would fine-tune it)
         "model.max_length=64", "bench=rwku", "bench.source=local", f"bench.data_dir={shared_data / 'rwku'}",
         "bench.targets=[1_Stephen_King]", "bench.eval_max_examples=2", "bench.retain_eval_examples=2",
         "bench.utility_tasks=[]", "bench.max_new_tokens=4", "method=ga", "method.max_steps=1", "method.batch_size=2",
         "eval.batch_size=2",
     ])
     rows = metrics_of(cfg)
+    assert {r["method"] for r in rows} == {"finetuned", "retain", "ga"}
     forget = [r for r in rows if r["method"] == "ga" and r["split"].startswith("forget")]
-    assert forget and all(r["value"] is None or 0 <= r["value"] <= 1 for r in forget if "auc" in r["metric"])
+    assert forget and all(0 <= r["value"] <= 1 for r in forget if r["value"] is not None)
+    # The probes went through Llama-3's chat template as RWKU renders them.
+    from unlearn_bench.runner import run_dir_for
+
+    lines = (run_dir_for(cfg)[0] / "generations.jsonl").read_text().splitlines()
+    prompts = [json.loads(line)["prompt"] for line in lines]
+    assert prompts and all(p.startswith("<|begin_of_text|><|start_header_id|>user<|end_header_id|>\n\n") for p in prompts)
+    assert any(p.endswith("<|start_header_id|>assistant<|end_header_id|>\n\nAnswer:") for p in prompts)
