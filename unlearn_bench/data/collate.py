@@ -57,8 +57,9 @@ class PromptFormat:
         template that writes no special token there (then EOS ends the answer). open-unlearning's
         `preprocess_chat_instance` scores the answer through the end of turn, and a chat model stops there. The cut
         at the special token drops what some templates add after it (Meta-Llama-3-8B-Instruct's first template
-        appends the next assistant header whatever add_generation_prompt says)."""
-        if self.name != "chat":
+        appends the next assistant header whatever add_generation_prompt says). A tokenizer without a chat template
+        (a tiny model standing in for a chat model) has no end of turn either."""
+        if self.name != "chat" or not getattr(tokenizer, "chat_template", None):
             return None
         sentinel = "\x00answer\x00"
         prompt = self.prompt("question", tokenizer)
