@@ -17,6 +17,7 @@ from unlearn_bench.benchmarks.base import Benchmark, BenchData, EvalOutput, Metr
 from unlearn_bench.data.batching import finetune_epochs, unlearn_epochs
 from unlearn_bench.data.collate import PromptFormat
 from unlearn_bench.data.records import QA
+from unlearn_bench.device import prepare_frozen
 from unlearn_bench.evaluation.lm import eval_lm
 from unlearn_bench.methods.base import LossOutput, batch_nll
 from unlearn_bench.training import OptimFields, OptimSettings, TrainResult, train
@@ -53,7 +54,7 @@ def unlearn(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, method: 
     """Run `method` on the forget/retain sets; the frozen reference is built only if the method asks."""
     reference = None
     if method.needs_reference:
-        reference = copy.deepcopy(model).eval().requires_grad_(False).to(accelerator.device)
+        reference = prepare_frozen(accelerator, copy.deepcopy(model))
     alternates = None
     if method.alternate == "refusal":
         if not data.refusals:
