@@ -11,9 +11,10 @@ while the others wait at a barrier (`on_main`, `shared_stage`).
 """
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
-from typing import Any, Callable, Iterable, TypeVar
+from typing import Any, Callable, Iterable, Iterator, TypeVar
 
 import torch
 from accelerate import Accelerator
@@ -61,6 +62,17 @@ def seed_everything(seed: int) -> None:
     np.random.seed(seed)
     torch.manual_seed(seed)
     torch.cuda.manual_seed_all(seed)
+
+
+@contextlib.contextmanager
+def accumulating(accelerator: Accelerator, model: torch.nn.Module, *, last: bool) -> Iterator[None]:
+    """One micro-batch of an accumulation group: gradients sync across processes only on the group's last one
+    (DDP's no_sync); the engine is told so too (DeepSpeed steps inside backward at a sync), as HF Trainer does."""
+    state = getattr(accelerator, "gradient_state", None)
+    if state is not None:
+        state._set_sync_gradients(last)
+    with contextlib.nullcontext() if last else accelerator.no_sync(model):
+        yield
 
 
 def prepare_frozen(accelerator: Accelerator, model: torch.nn.Module) -> torch.nn.Module:
@@ -173,8 +185,6 @@ class SingleProcess:
         return self._accelerator.autocast()
 
     def no_sync(self, model: torch.nn.Module) -> Any:
-        import contextlib
-
         return contextlib.nullcontext()
 
     def backward(self, loss: torch.Tensor) -> None:

@@ -5,7 +5,6 @@ schedule through `accelerate`, so the same code runs on CPU, one GPU in bf16, or
 """
 from __future__ import annotations
 
-import contextlib
 import itertools
 import logging
 import math
@@ -132,8 +131,7 @@ def train(
                 # process in every backward); HF Trainer divides a short group's loss by its length, as here.
                 batch = (mine[i] if real else group[0]).to(accelerator.device)
                 weight = world / len(group) if real else 0.0
-                sync = contextlib.nullcontext() if i == passes - 1 else accelerator.no_sync(model)
-                with sync, accelerator.autocast():
+                with device.accumulating(accelerator, model, last=i == passes - 1), accelerator.autocast():
                     if backward is not None:  # the method fills .grad itself (e.g. normalised gradients)
                         out = backward(accelerator.unwrap_model(model), batch) if real else None
                     else:
