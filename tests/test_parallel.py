@@ -84,3 +84,38 @@ def test_two_processes_match_one(tmp_path):
 
 def log_lines(hydra_dir: Path) -> int:
     return len(list(hydra_dir.rglob("*.log")))
+
+
+NAN_ON_RANK_1 = '''
+import json, sys, torch
+from unlearn_bench.device import make_accelerator
+from unlearn_bench.methods.base import LossOutput
+from unlearn_bench.training import OptimSettings, train
+
+class B:
+    def __init__(self, v): self.v = v
+    def to(self, device): return self
+
+def step(model, b):  # micro-batch 3 (dealt to rank 1 in the second step) is NaN
+    loss = model(torch.tensor([[1.0]])).sum() ** 2
+    return LossOutput(loss * float("nan") if b.v == 3 else loss)
+
+acc = make_accelerator(cpu=True)
+result = train(torch.nn.Linear(1, 1), step, lambda e: [B(i) for i in range(8)], 8,
+               OptimSettings(epochs=1, grad_accum=2, batch_size=1), acc)
+json.dump([acc.num_processes, result.status, result.steps], open(sys.argv[1], "w"))
+'''
+
+
+def test_nan_on_one_process_stops_every_process(tmp_path):
+    """A NaN loss on rank 1 only: both processes stop after the same step with status diverged (no hang)."""
+    script = tmp_path / "nan.py"
+    script.write_text(NAN_ON_RANK_1)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "WORLD_SIZE": "2", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "29534"}
+    procs = [subprocess.Popen([sys.executable, str(script), str(tmp_path / f"out{r}.json")],
+                              env={**env, "RANK": str(r), "LOCAL_RANK": str(r)}, stderr=subprocess.PIPE, text=True)
+             for r in range(2)]
+    for p in procs:
+        _, err = p.communicate(timeout=120)
+        assert p.returncode == 0, err[-3000:]
+    assert [json.loads((tmp_path / f"out{r}.json").read_text()) for r in range(2)] == [[2, "diverged", 1]] * 2
