@@ -102,7 +102,8 @@ def run(cfg: DictConfig) -> RunRecord:
     model = loading.load_saved(target_dir, cfg.model)
     tokenizer = loading.load_tokenizer(target_dir, cfg.model)
     seed_everything(cfg.seed)
-    result = stages.unlearn(model, tokenizer, method, cfg.method, ctx.data, ctx.fmt, cfg.model.max_length, cfg.seed, ctx.accelerator)
+    result = stages.unlearn(model, tokenizer, method, cfg.method, ctx.data, ctx.fmt, cfg.model.max_length, cfg.seed,
+                            ctx.accelerator, lora_cfg=cfg.model.lora)
     record = RunRecord(status=result.status, run_id=run_id, config_hash=run_id, error=result.message or None)
 
     def evaluate_and_write() -> None:  # on the main process; the others wait (device.on_main)
@@ -143,7 +144,7 @@ def finetuned_model(ctx: Context, role: str, examples: list, tokenizer: Any) -> 
         model = loading.base_model(cfg.model, tokenizer, cfg.seed)
         if finetunes(cfg.model):
             result = stages.finetune(model, tokenizer, examples, ctx.fmt, cfg.model.finetune, cfg.model.max_length,
-                                     cfg.seed, ctx.accelerator, desc=f"finetune:{role}")
+                                     cfg.seed, ctx.accelerator, desc=f"finetune:{role}", lora_cfg=cfg.model.lora)
             if result.status != "ok":
                 raise RuntimeError(f"fine-tuning the {role} model diverged: {result.message}")
         save_pretrained(ctx.accelerator, model, tokenizer, out)
