@@ -77,7 +77,8 @@ def accumulating(accelerator: Accelerator, model: torch.nn.Module, *, last: bool
 
 def prepare_frozen(accelerator: Accelerator, model: torch.nn.Module) -> torch.nn.Module:
     """A frozen reference model placed for the engine: sharded under ZeRO-3 (DeepSpeed inference engine) and FSDP,
-    on this process's device otherwise; never wrapped for gradient sync."""
+    on this process's device otherwise (not handed to accelerate, which would keep it alive in its model list);
+    never wrapped for gradient sync."""
     model = model.eval().requires_grad_(False)
     if accelerator.distributed_type == DistributedType.DEEPSPEED:
         import deepspeed  # only present where the DeepSpeed config is used
@@ -86,7 +87,9 @@ def prepare_frozen(accelerator: Accelerator, model: torch.nn.Module) -> torch.nn
                   "zero_optimization": {"stage": 3, "stage3_param_persistence_threshold": 0}}
         engine, *_ = deepspeed.initialize(model=model, config=config)
         return engine.module.eval()
-    return accelerator.prepare_model(model, evaluation_mode=True)
+    if accelerator.distributed_type == DistributedType.FSDP:
+        return accelerator.prepare_model(model, evaluation_mode=True)
+    return model.to(accelerator.device)
 
 
 def check_own_gradients(accelerator: Accelerator) -> None:
