@@ -107,7 +107,7 @@ def train(
     device.fp32_master(params)  # before the optimizer and the engine see them
     optimizer = torch.optim.AdamW(params, lr=settings.lr, weight_decay=settings.weight_decay)
     n_steps = total_steps(settings, batches_per_epoch)
-    warmup = math.ceil(settings.warmup_ratio * n_steps)  # HF TrainingArguments.get_warmup_steps
+    warmup = int(settings.warmup_ratio * n_steps)  # optimizer steps (HF rounds up; kept as tuned here)
     scheduler = get_scheduler(Scheduler(settings.scheduler).value, optimizer, warmup, n_steps)
     # The scheduler stays unprepared: accelerate's wrapper steps it once per process.
     model, optimizer = accelerator.prepare(model, optimizer)
