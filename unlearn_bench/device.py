@@ -160,6 +160,22 @@ def save_pretrained(accelerator: Accelerator, model: Any, tokenizer: Any, out: P
         tokenizer.save_pretrained(out)
 
 
+def whole_model(accelerator: Accelerator, model: torch.nn.Module) -> torch.nn.Module | None:
+    """The trained model, whole, for the main process's evaluation (None on the others). Under FSDP / ZeRO-3 its
+    weights are sharded, so every process must call this: the gathered state dict fills a fresh copy on the main
+    process. Unsharded engines return the model itself."""
+    if accelerator.distributed_type not in (DistributedType.FSDP, DistributedType.DEEPSPEED):
+        return accelerator.unwrap_model(model)
+    from transformers import AutoModelForCausalLM
+
+    state = accelerator.get_state_dict(model)  # collective
+    if not accelerator.is_main_process:
+        return None
+    copy = AutoModelForCausalLM.from_config(accelerator.unwrap_model(model).config)
+    copy.load_state_dict(state)
+    return copy.to(accelerator.device).eval()
+
+
 class SingleProcess:
     """This process's accelerator seen as a one-process one, for training done on the main process alone (the
     relearning and sequential diagnostics): same device and precision, no sharding, no gradient sync."""

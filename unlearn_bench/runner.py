@@ -20,7 +20,8 @@ from unlearn_bench.benchmarks.base import SELF_REFERENCE, BenchData, Benchmark, 
 from unlearn_bench.benchmarks.registry import build_benchmark
 from unlearn_bench.cache import config_hash
 from unlearn_bench.data.collate import PromptFormat
-from unlearn_bench.device import SingleProcess, make_accelerator, on_main, save_pretrained, seed_everything, shared_stage
+from unlearn_bench.device import (SingleProcess, make_accelerator, on_main, save_pretrained, seed_everything, shared_stage,
+                                  whole_model)
 from unlearn_bench.diagnostics import check_names, run_diagnostics
 from unlearn_bench.evaluation.lm import eval_lm
 from unlearn_bench.methods.registry import method_class
@@ -105,15 +106,16 @@ def run(cfg: DictConfig) -> RunRecord:
     result = stages.unlearn(model, tokenizer, method, cfg.method, ctx.data, ctx.fmt, cfg.model.max_length, cfg.seed,
                             ctx.accelerator, lora_cfg=cfg.model.lora)
     record = RunRecord(status=result.status, run_id=run_id, config_hash=run_id, error=result.message or None)
+    model = whole_model(ctx.accelerator, model)  # gathered if the engine shards it
 
     def evaluate_and_write() -> None:  # on the main process; the others wait (device.on_main)
         unlearned_eval = None
         if result.status == "ok":
-            unlearned_eval = evaluate_model(ctx, ctx.accelerator.unwrap_model(model), tokenizer, retain_eval.reference_data)
+            unlearned_eval = evaluate_model(ctx, model, tokenizer, retain_eval.reference_data)
         rows = metric_rows(cfg, run_id, {"finetuned": target_eval, "retain": retain_eval}, unlearned_eval, result.status)
         if unlearned_eval is not None and cfg.eval.diagnostics:
             rows += run_diagnostics(dataclasses.replace(ctx, accelerator=SingleProcess(ctx.accelerator)),
-                                    ctx.accelerator.unwrap_model(model), tokenizer, run_id, lambda: build_method(cfg.method),
+                                    model, tokenizer, run_id, lambda: build_method(cfg.method),
                                     {"unlearned": unlearned_eval, "finetuned": target_eval, "retain": retain_eval},
                                     {"finetuned": target_dir, "retain": retain_dir})
         record.seconds = round(time.time() - start, 1)
