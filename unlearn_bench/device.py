@@ -64,6 +64,17 @@ def seed_everything(seed: int) -> None:
     torch.cuda.manual_seed_all(seed)
 
 
+def configure_engine(accelerator: Accelerator, micro_batch: int, accumulation: int) -> float:
+    """Tell DeepSpeed the micro-batch and per-process accumulation it cannot infer without a DataLoader (its JSON
+    says "auto"); returns the factor the loop's loss needs, as DeepSpeed divides every loss by its accumulation."""
+    plugin = getattr(getattr(accelerator, "state", None), "deepspeed_plugin", None)
+    if plugin is None:
+        return 1.0
+    plugin.deepspeed_config.update(train_micro_batch_size_per_gpu=micro_batch, gradient_accumulation_steps=accumulation,
+                                   train_batch_size=micro_batch * accumulation * accelerator.num_processes)
+    return float(accumulation)
+
+
 @contextlib.contextmanager
 def accumulating(accelerator: Accelerator, model: torch.nn.Module, *, last: bool) -> Iterator[None]:
     """One micro-batch of an accumulation group: gradients sync across processes only on the group's last one

@@ -102,7 +102,7 @@ def train(
     out round-robin to the processes, so a run's batches, step count and gradients do not depend on the process
     count (up to float summation order)."""
     world, rank = accelerator.num_processes, accelerator.process_index
-    local_accumulation(settings.grad_accum, world)
+    engine_scale = device.configure_engine(accelerator, settings.batch_size, local_accumulation(settings.grad_accum, world))
     params = [p for p in (parameters if parameters is not None else model.parameters()) if p.requires_grad]
     device.fp32_master(params)  # before the optimizer and the engine see them
     optimizer = torch.optim.AdamW(params, lr=settings.lr, weight_decay=settings.weight_decay)
@@ -136,7 +136,7 @@ def train(
                         out = backward(accelerator.unwrap_model(model), batch) if real else None
                     else:
                         out = step(model, batch)
-                        accelerator.backward(out.loss * weight)
+                        accelerator.backward(out.loss * weight * engine_scale)
                 if out is not None:
                     _add(totals, out, real)
             if backward is not None:
