@@ -17,6 +17,7 @@ from omegaconf import MISSING
 from unlearn_bench.benchmarks.registry import BENCHMARKS, bench_config_class
 from unlearn_bench.diagnostics import DiagnosticsConfig
 from unlearn_bench.methods.registry import method_classes
+from unlearn_bench.models.lora import LoraSettings
 from unlearn_bench.training import OptimFields
 
 
@@ -40,6 +41,8 @@ class ModelConfig:
     # prompt_format=chat: the system turn (None: none) and the template's date (Llama-3.1+ headers print it).
     system_prompt: Optional[str] = None
     date_string: str = "10 Apr 2025"
+    # Storage dtype of loaded models (auto: bf16 on CUDA, fp32 on CPU): frozen references and evaluated checkpoints
+    # stay in it; trained parameters (and AdamW's state) are fp32 whatever it says, compute bf16 on CUDA (device.py).
     dtype: str = "auto"
     trust_remote_code: bool = False
     max_length: int = 256
@@ -51,6 +54,8 @@ class ModelConfig:
     intermediate_size: int = 344
     vocab_size: int = 1024
     finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
+    # LoRA adapters (peft) for fine-tuning and unlearning when r > 0; merged before evaluation.
+    lora: LoraSettings = field(default_factory=LoraSettings)
 
 
 @dataclass
