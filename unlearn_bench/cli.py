@@ -20,14 +20,22 @@ def main(cfg: DictConfig) -> None:
     from unlearn_bench.runner import run, run_dir_for
     from unlearn_bench.run_output import RunRecord, write_failed
 
+    hydra_cfg = HydraConfig.get()
+    if hydra_cfg.mode == RunMode.MULTIRUN and "joblib" in str(hydra_cfg.launcher.get("_target_", "")):
+        from unlearn_bench.workers import exit_with_parent
+
+        exit_with_parent()  # a killed sweep takes its workers down
     try:
         record = run(cfg)
     except Exception as e:  # in a sweep, one failed run must not stop the others
-        if HydraConfig.get().mode != RunMode.MULTIRUN:
+        if hydra_cfg.mode != RunMode.MULTIRUN:
             raise
         log.exception("run failed: %s", e)
-        run_dir, run_id = run_dir_for(cfg)
-        write_failed(run_dir, cfg, RunRecord("failed", run_id, run_id, f"{type(e).__name__}: {e}"))
+        try:  # nor may recording the failure (an unwritable results folder, a bad model.name)
+            run_dir, run_id = run_dir_for(cfg)
+            write_failed(run_dir, cfg, RunRecord("failed", run_id, run_id, f"{type(e).__name__}: {e}"))
+        except Exception as write_error:
+            log.error("could not record the failed run: %s: %s", type(write_error).__name__, write_error)
         return
     summary = Path(run_dir_for(cfg)[0]) / "summary.md"
     print(f"\n{cfg.method.name} on {cfg.bench.name} with {cfg.model.name}: {record.status} "

@@ -16,6 +16,7 @@ from accelerate import Accelerator
 from tqdm.auto import tqdm
 from transformers import get_scheduler
 
+from unlearn_bench.logs import Progress
 from unlearn_bench.methods.base import LossOutput
 
 log = logging.getLogger(__name__)
@@ -89,6 +90,7 @@ def train(
     history: list[dict[str, float]] = []
     done, micro = 0, 0
     bar = tqdm(total=n_steps, desc=desc, leave=False, disable=None if accelerator.is_local_main_process else True)  # None: off when not a terminal
+    progress = Progress(desc, n_steps, enabled=bool(bar.disable) and accelerator.is_local_main_process)  # for log files
     try:
         for batch in _batches(epoch_batches):
             batch = batch.to(accelerator.device)
@@ -118,6 +120,7 @@ def train(
             history.append(record)
             bar.update(1)
             bar.set_postfix(loss=f"{record['loss']:.3f}")
+            progress.update(done, loss=record["loss"])
             if done >= n_steps:
                 break
     finally:

@@ -24,6 +24,7 @@ from typing import Any, Optional
 from unlearn_bench.benchmarks.base import BenchData, EvalOutput
 from unlearn_bench.benchmarks.tofu_data import (
     HUB_ID,
+    REFUSALS_FILE,
     holdout_split_for,
     load_refusals,
     load_tofu_split,
@@ -102,6 +103,10 @@ class TofuBenchmark:
         if self.cfg.data_dir is None:  # idontknow.jsonl is in the TOFU GitHub repo's data/, not on the hub
             log.warning("bench.data_dir is unset: no refusal answers (idontknow.jsonl), so idk-style methods cannot run")
             return []
+        # Only refusal-based methods need the file (the runner checks that before training); the hub lacks it.
+        if not (Path(self.cfg.data_dir) / REFUSALS_FILE).is_file():
+            log.info("%s: no %s: refusal-based methods cannot run on this folder", self.cfg.data_dir, REFUSALS_FILE)
+            return []
         return load_refusals(self.cfg.data_dir)
 
     def data(self) -> BenchData:
@@ -134,6 +139,11 @@ class TofuBenchmark:
         cap = self.cfg.eval_max_examples
         return {name: (self.forget_perturbed if split is None else self._eval_qa(split))[:cap]
                 for name, (split, _) in EVAL_SPLITS.items()}
+
+    def check_inputs(self) -> None:
+        """Read and parse every file evaluation reads, so a bad one fails before any training."""
+        self.eval_splits()
+        self._qa(holdout_split_for(self.cfg.forget_split))
 
     def evaluate(self, lm: LM, reference: dict[str, Any] | None) -> EvalOutput:
         splits = self.eval_splits()
