@@ -14,16 +14,19 @@ from unlearn_bench.data.collate import PromptFormat, collate
 from unlearn_bench.data.records import QA
 from unlearn_bench.methods.base import IGNORE_INDEX, forward_logits
 
-# Mean next-token entropy at or above this share of log(vocab) is a collapsed (uniform) output distribution;
-# a trained model, even after heavy gradient ascent, is far below it.
+# Collapsed = near-uniform AND input-independent: mean next-token entropy at or above this share of log(vocab)
+# (a randomly initialised model is near-uniform too, ~0.998 for the tiny one) and every scored position's
+# distribution within this total-variation distance of their mean (a random model's positions differ).
 UNIFORM_ENTROPY_SHARE = 0.99
+SAME_DISTRIBUTION_TV = 1e-3
 PROBE_EXAMPLES = 8
 
 
 @torch.inference_mode()
 def collapse_reason(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, fmt: PromptFormat,
                     max_length: int, probes: Sequence[QA]) -> str | None:
-    """Why `model` is unusable (non-finite weights or logits, uniform outputs on `probes`), or None if it is not."""
+    """Why `model` is unusable (non-finite weights or logits, the same uniform output at every position of
+    `probes`), or None if it is not."""
     for name, param in model.named_parameters():
         if not torch.isfinite(param).all():
             return f"non-finite weights in {name}"
@@ -35,9 +38,11 @@ def collapse_reason(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, 
     if not torch.isfinite(logits[answer]).all():
         return "non-finite logits on the probe examples"
     logp = torch.log_softmax(logits[answer], dim=-1)
-    entropy = float(-(logp.exp() * logp).sum(-1).mean())
+    probs = logp.exp()
+    entropy = float(-(probs * logp).sum(-1).mean())
     uniform = math.log(logits.shape[-1])
-    if entropy >= UNIFORM_ENTROPY_SHARE * uniform:
+    spread = float(0.5 * (probs - probs.mean(0)).abs().sum(-1).max())
+    if entropy >= UNIFORM_ENTROPY_SHARE * uniform and spread < SAME_DISTRIBUTION_TV:
         return (f"collapsed output distribution: mean next-token entropy {entropy:.3f} nats of the uniform "
                 f"{uniform:.3f} (every token about 1/{logits.shape[-1]})")
     return None
