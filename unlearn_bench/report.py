@@ -248,8 +248,8 @@ def build_report(results_dir: Path, out_dir: Path, where: Sequence[str] = (), by
     plots.write_atomically(paths.long_parquet, lambda tmp: df.to_parquet(tmp, index=False))
     atomic_write_text(paths.long_csv, df.to_csv(index=False))
 
-    summaries = {bench: summarize_bench(df, bench, report_configs.config_columns(df[df["bench"] == bench], results_dir, by))
-                 for bench in sorted(df["bench"].unique())}
+    configs = {bench: report_configs.config_columns(df[df["bench"] == bench], results_dir, by) for bench in df["bench"].unique()}
+    summaries = {bench: summarize_bench(df, bench, configs[bench]) for bench in sorted(df["bench"].unique())}
     md = [f"# Unlearning results\n\n{df['run_dir'].nunique()} runs from `{results_dir}`. "
           "Cells: mean ± sample std over seeds; ↑/↓: higher/lower is better; n/a: no value (see status).\n"]
     md += [f"\n## {bench}\n\n{markdown_table(wide)}" for bench, (wide, _) in summaries.items()]
@@ -258,7 +258,7 @@ def build_report(results_dir: Path, out_dir: Path, where: Sequence[str] = (), by
     atomic_write_text(paths.summary_csv, wide_all.fillna("").to_csv(index=False))
 
     stats = pd.concat([st for _, st in summaries.values()], ignore_index=True) if summaries else pd.DataFrame()
-    paths.plots = plots.write_plots(df, stats, out_dir / "plots")
+    paths.plots = plots.write_plots(df, report_configs.label_configurations(stats, configs), out_dir / "plots")
     return paths
 
 

@@ -89,3 +89,18 @@ def config_columns(rows: pd.DataFrame, results_dir: Path, extra: Sequence[str] =
     varying -= {"method.name"}
     ordered = sorted(varying)
     return {cid: {k: "" if fields[cid].get(k) is None else str(fields[cid].get(k)) for k in ordered} for cid in fields}
+
+
+def label_configurations(stats: pd.DataFrame, configs: dict[str, dict[str, dict[str, str]]]) -> pd.DataFrame:
+    """`stats` with each configuration's differing field values appended to its method name, e.g.
+    "npo (method.lr=1e-05)", so figures keyed by method draw each configuration apart."""
+    fields = sorted({k for per_bench in configs.values() for cols in per_bench.values() for k in cols})
+    fields = [f for f in fields if f in stats.columns]
+    if stats.empty or not fields:
+        return stats
+
+    def label(row: pd.Series) -> str:
+        values = ", ".join(f"{f}={row[f]}" for f in fields if isinstance(row[f], str) and row[f])
+        return f"{row['method']} ({values})" if values else row["method"]
+
+    return stats.assign(method=stats.apply(label, axis=1))
