@@ -60,6 +60,8 @@ class TofuConfig:
     forget_split: str = "forget10"      # forget01 | forget05 | forget10; the retain split follows
     eval_max_examples: Optional[int] = 300  # TOFU's ds_size; null scores every question (open-unlearning)
     max_new_tokens: int = 200           # TOFU's generation length (greedy, stops at EOS)
+    # Smoke runs: fine-tune on the forget split plus only the first N retain QA (null: all of them, as TOFU).
+    train_retain_examples: Optional[int] = None
 
 
 class TofuBenchmark:
@@ -118,6 +120,10 @@ class TofuBenchmark:
                 corpus += [ex.question, ex.answer, *ex.perturbed_answers]
                 corpus += [s for s in (ex.paraphrased_question, ex.paraphrased_answer) if s is not None]
         retain = self._qa(self.retain_split)
+        if self.cfg.train_retain_examples is not None:  # `full` = retain split + forget split, in that order
+            dropped = set(retain[self.cfg.train_retain_examples:])
+            retain = retain[: self.cfg.train_retain_examples]
+            full = [qa for qa in full if qa not in dropped]
         return BenchData(
             target_train=full,
             retain_train=retain,
@@ -133,6 +139,8 @@ class TofuBenchmark:
         key: dict[str, Any] = {"name": self.name, "source": source}
         if role == "retain":
             key["forget_split"] = self.cfg.forget_split
+        if self.cfg.train_retain_examples is not None:  # the subset's target set depends on the forget split too
+            key.update(forget_split=self.cfg.forget_split, train_retain_examples=self.cfg.train_retain_examples)
         return key
 
     def eval_splits(self) -> dict[str, list[EvalQA]]:
