@@ -58,6 +58,19 @@ def test_unknown_field_added_with_plus_fails_listing_valid_fields(compose_cfg, s
     validation.check_fields(compose_cfg(smoke_overrides))  # the shipped config itself is clean
 
 
+def test_command_line_typos_list_the_valid_fields() -> None:
+    defaults = {"method": "npo", "bench": "fictitious", "model": "tiny"}
+    errors = validation.override_field_errors(["model.nlayers=2", "+method.betta=1", "-m", "method=ga,npo",
+                                               "model.finetune.lr=1", "method.lr=1", "--cfg", "job"], defaults)
+    assert len(errors) == 3
+    assert errors[0].startswith("+method.betta=1: method (ga) has no field 'betta'") and "beta" not in errors[0]
+    assert errors[1].startswith("+method.betta=1: method (npo) has no field 'betta'; valid fields:") and "beta," in errors[1]
+    assert "model (tiny) has no field 'nlayers'" in errors[2] and "num_layers" in errors[2]
+    assert validation.override_field_errors(["model.finetune.lrr=1"], defaults) == [
+        "model.finetune.lrr=1: model.finetune (tiny) has no field 'lrr'; valid fields: batch_size, epochs, grad_accum, "
+        "lr, max_grad_norm, max_steps, scheduler, warmup_ratio, weight_decay"]
+
+
 def test_wrong_answers_on_rwku_fails_before_training(compose_cfg, smoke_overrides, tmp_path) -> None:
     cfg = compose_cfg(smoke_overrides + ["bench=rwku", "method=wrong_answers"])
     with pytest.raises(ValueError, match="wrong_answers.*perturbed"):

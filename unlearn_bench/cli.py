@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 from pathlib import Path
 
 import hydra
@@ -42,3 +43,12 @@ def main(cfg: DictConfig) -> None:
           f"({record.seconds:.0f} s) -> {summary.parent}\n")
     if summary.is_file():
         print(summary.read_text())
+
+
+def entry() -> None:
+    """The console script: overrides naming unknown fields fail listing the valid ones, then Hydra runs."""
+    from unlearn_bench.validation import override_field_errors
+
+    if errors := override_field_errors(sys.argv[1:], {"method": "npo", "bench": "fictitious", "model": "tiny"}):
+        sys.exit("unknown config field:\n  " + "\n  ".join(errors))
+    main()

@@ -91,6 +91,48 @@ def check_fields(cfg: DictConfig) -> None:
                           + "\n  ".join(problems))
 
 
+def _group_schemas(group: str, choice: str) -> type | None:
+    from unlearn_bench.benchmarks.registry import BENCHMARKS, bench_config_class
+    from unlearn_bench.config import EvalConfig, ModelConfig, PathsConfig, method_schema
+    from unlearn_bench.methods.registry import method_class, method_classes
+
+    if group == "method":
+        return method_schema(choice, method_class(choice)) if choice in method_classes() else None
+    if group == "bench":
+        return bench_config_class(choice) if choice in BENCHMARKS else None
+    return {"model": ModelConfig, "eval": EvalConfig, "paths": PathsConfig}.get(group)
+
+
+def override_field_errors(args: list[str], defaults: dict[str, str]) -> list[str]:
+    """Messages for command-line overrides (`model.nlayers=2`, `+method.betta=1`) naming fields that the chosen
+    group's schema lacks, each listing the valid fields. Hydra rejects the plain form without that list and
+    accepts the `+` form; this check runs before either. `defaults` maps group -> default choice."""
+    overrides = [a for a in args if "=" in a and not a.startswith("-")]
+    choices = {g: [c] for g, c in defaults.items()}
+    for arg in overrides:
+        key, _, value = arg.lstrip("+~").partition("=")
+        if key in choices:
+            choices[key] = value.split(",")
+    errors = []
+    for arg in overrides:
+        key = arg.lstrip("+~").partition("=")[0]
+        group, _, path = key.partition(".")
+        if not path:
+            continue
+        for choice in choices.get(group, [""]):
+            schema = _group_schemas(group, choice)
+            for i, part in enumerate(path.split(".")):
+                if schema is None or not dataclasses.is_dataclass(schema):
+                    break
+                declared = _dataclass_fields(schema)
+                if part not in declared:
+                    where = ".".join([group, *path.split(".")[:i]]) + (f" ({choice})" if choice else "")
+                    errors.append(f"{arg}: {where} has no field '{part}'; valid fields: {', '.join(sorted(declared))}")
+                    break
+                schema = declared[part]
+    return sorted(set(errors))
+
+
 def check_method_fits(method: Any, name: str, data: BenchData) -> None:
     """The method's alternate answers (refusals, perturbed answers) exist in this benchmark's data."""
     from unlearn_bench.stages import method_alternates
