@@ -48,6 +48,19 @@ def test_unwritable_results_folder_fails_before_training(compose_cfg, smoke_over
     assert not (tmp_path / "cache" / "finetune").exists()
 
 
+def test_a_sweep_goes_on_when_a_failure_cannot_be_recorded(tmp_path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    exe = Path(sys.executable).with_name("unlearn-bench")
+    out = subprocess.run([str(exe), "-m", "method=ga,npo", "experiment=smoke", f"paths.cache_dir={tmp_path / 'cache'}",
+                          f"paths.results_dir={blocker / 'results'}", f"hydra.sweep.dir={tmp_path / 'multirun'}"],
+                         cwd=tmp_path, capture_output=True, text=True, timeout=600,
+                         env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert (out.stdout + out.stderr).count("could not record the failed run") == 2  # both jobs ran, neither trained
+    assert not (tmp_path / "cache" / "finetune").exists()
+
+
 def test_unknown_field_added_with_plus_fails_listing_valid_fields(compose_cfg, smoke_overrides) -> None:
     cfg = compose_cfg(smoke_overrides + ["+model.nlayers=2", "+method.betta=1"])
     with pytest.raises(validation.ConfigError) as err:

@@ -18,9 +18,12 @@ register_configs()
 
 @hydra.main(version_base="1.3", config_path="pkg://unlearn_bench.conf", config_name="config")
 def main(cfg: DictConfig) -> None:
+    from unlearn_bench import provenance
+    from unlearn_bench.fingerprints import data_fingerprint
     from unlearn_bench.runner import run, run_dir_for
     from unlearn_bench.run_output import RunRecord, write_failed
 
+    started = provenance.now()
     hydra_cfg = HydraConfig.get()
     if hydra_cfg.mode == RunMode.MULTIRUN and "joblib" in str(hydra_cfg.launcher.get("_target_", "")):
         from unlearn_bench.workers import exit_with_parent
@@ -34,7 +37,8 @@ def main(cfg: DictConfig) -> None:
         log.exception("run failed: %s", e)
         try:  # nor may recording the failure (an unwritable results folder, a bad model.name)
             run_dir, run_id = run_dir_for(cfg)
-            write_failed(run_dir, cfg, RunRecord("failed", run_id, run_id, f"{type(e).__name__}: {e}"))
+            write_failed(run_dir, cfg, RunRecord("failed", run_id, run_id, f"{type(e).__name__}: {e}"),
+                         provenance.collect(started, None, data_fingerprint(cfg)))
         except Exception as write_error:
             log.error("could not record the failed run: %s: %s", type(write_error).__name__, write_error)
         return
