@@ -11,9 +11,11 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from unlearn_bench.config import register_configs
+from unlearn_bench.launch import worker_argv
 
 log = logging.getLogger("unlearn_bench")
 register_configs()
+sys.argv = worker_argv(sys.argv)
 
 
 @hydra.main(version_base="1.3", config_path="pkg://unlearn_bench.conf", config_name="config")
@@ -56,3 +58,7 @@ def entry() -> None:
     if errors := override_field_errors(sys.argv[1:], {"method": "npo", "bench": "fictitious", "model": "tiny"}):
         sys.exit("unknown config field:\n  " + "\n  ".join(errors))
     main()
+
+
+if __name__ == "__main__":  # `accelerate launch -m unlearn_bench.cli ...`
+    entry()
