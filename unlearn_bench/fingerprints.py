@@ -56,8 +56,9 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def file_hashes(files: Iterable[Path], cache_dir: str | Path) -> dict[str, str]:
-    """SHA-256 of each file, reusing the index entry of a file whose size and mtime have not changed."""
+def file_hashes(files: Iterable[Path], cache_dir: str | Path, update_index: bool = True) -> dict[str, str]:
+    """SHA-256 of each file, reusing the index entry of a file whose size and mtime have not changed; only
+    `update_index` writes new entries back (one process of a multi-process run does)."""
     index_path = Path(cache_dir).expanduser() / INDEX_FILE
     try:
         index: dict[str, Any] = json.loads(index_path.read_text()) if index_path.is_file() else {}
@@ -71,7 +72,7 @@ def file_hashes(files: Iterable[Path], cache_dir: str | Path) -> dict[str, str]:
             entry = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "sha256": _sha256(path)}
             index[str(path)], changed = entry, True
         hashes[str(path)] = entry["sha256"]
-    if changed:
+    if changed and update_index:
         try:
             atomic_write_json(index_path, index)
         except OSError as e:  # the cache folder's writability is checked (and reported) by validation
@@ -79,9 +80,9 @@ def file_hashes(files: Iterable[Path], cache_dir: str | Path) -> dict[str, str]:
     return hashes
 
 
-def data_fingerprint(cfg: DictConfig) -> dict[str, Any]:
+def data_fingerprint(cfg: DictConfig, update_index: bool = True) -> dict[str, Any]:
     """{"files": {path: sha256}, "digest": one hash over them}; empty files and digest None without local data."""
-    hashes = file_hashes(_files(local_inputs(cfg)), cfg.paths.cache_dir)
+    hashes = file_hashes(_files(local_inputs(cfg)), cfg.paths.cache_dir, update_index)
     if not hashes:
         return {"files": {}, "digest": None}
     digest = hashlib.sha256(json.dumps(hashes, sort_keys=True).encode()).hexdigest()[:16]

@@ -87,21 +87,24 @@ def run_identity(cfg: DictConfig, fingerprint: dict[str, Any]) -> dict[str, str]
             "baseline_id": run_keys.baseline_id(resolved, fingerprint["digest"])}
 
 
-def preflight(cfg: DictConfig) -> dict[str, Any]:
-    """Config checks that need no data (fields, names, writable folders, stale temps); the data fingerprint."""
+def preflight(cfg: DictConfig, main_process: bool = True) -> dict[str, Any]:
+    """Config checks that need no data (fields, names, writable folders, stale temps); the data fingerprint.
+    Only the main process writes (probe files, temp cleanup, the fingerprint index)."""
     quiet_noise()
     validation.check_fields(cfg)
     validation.check_path_components(cfg)
-    validation.check_writable(cfg.paths.results_dir, "paths.results_dir")
-    validation.check_writable(cfg.paths.cache_dir, "paths.cache_dir")
-    clean_stale_temps(cfg.paths.cache_dir)
-    return data_fingerprint(cfg)
+    if main_process:
+        validation.check_writable(cfg.paths.results_dir, "paths.results_dir")
+        validation.check_writable(cfg.paths.cache_dir, "paths.cache_dir")
+        clean_stale_temps(cfg.paths.cache_dir)
+    return data_fingerprint(cfg, update_index=main_process)
 
 
 def run(cfg: DictConfig) -> RunRecord:
     """One run; returns its record (status ok/diverged). Skips runs whose results already exist."""
     start, started = time.time(), provenance.now()
-    fingerprint = preflight(cfg)
+    accelerator = make_accelerator(cpu=cfg.cpu)
+    fingerprint = preflight(cfg, accelerator.is_main_process)
     run_dir, run_id = run_dir_for(cfg, fingerprint)
     if not cfg.force and (done := existing_run(run_dir)) is not None:
         log.info("results for this config already exist in %s (status %s): skipping; force=true redoes it", run_dir, done.status)
@@ -115,8 +118,7 @@ def run(cfg: DictConfig) -> RunRecord:
         stages.check_data(data)
         validation.check_method_fits(method, cfg.method.name, data)
         validation.check_bench_inputs(bench)
-    ctx = Context(cfg, bench, data, PromptFormat(cfg.model.prompt_format), make_accelerator(cpu=cfg.cpu),
-                  fingerprint["digest"])
+    ctx = Context(cfg, bench, data, PromptFormat(cfg.model.prompt_format), accelerator, fingerprint["digest"])
 
     tokenizer = loading.base_tokenizer(cfg.model, data.tokenizer_corpus)
     target_dir = finetuned_model(ctx, "target", data.target_train, tokenizer)
