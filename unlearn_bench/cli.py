@@ -20,17 +20,29 @@ sys.argv = worker_argv(sys.argv)
 
 @hydra.main(version_base="1.3", config_path="pkg://unlearn_bench.conf", config_name="config")
 def main(cfg: DictConfig) -> None:
+    from unlearn_bench import provenance
+    from unlearn_bench.fingerprints import data_fingerprint
     from unlearn_bench.runner import run, run_dir_for
     from unlearn_bench.run_output import RunRecord, write_failed
 
+    started = provenance.now()
+    hydra_cfg = HydraConfig.get()
+    if hydra_cfg.mode == RunMode.MULTIRUN and "joblib" in str(hydra_cfg.launcher.get("_target_", "")):
+        from unlearn_bench.workers import exit_with_parent
+
+        exit_with_parent()  # a killed sweep takes its workers down
     try:
         record = run(cfg)
     except Exception as e:  # in a sweep, one failed run must not stop the others
-        if HydraConfig.get().mode != RunMode.MULTIRUN:
+        if hydra_cfg.mode != RunMode.MULTIRUN:
             raise
         log.exception("run failed: %s", e)
-        run_dir, run_id = run_dir_for(cfg)
-        write_failed(run_dir, cfg, RunRecord("failed", run_id, run_id, f"{type(e).__name__}: {e}"))
+        try:  # nor may recording the failure (an unwritable results folder, a bad model.name)
+            run_dir, run_id = run_dir_for(cfg)
+            write_failed(run_dir, cfg, RunRecord("failed", run_id, run_id, f"{type(e).__name__}: {e}"),
+                         provenance.collect(started, None, data_fingerprint(cfg)))
+        except Exception as write_error:
+            log.error("could not record the failed run: %s: %s", type(write_error).__name__, write_error)
         return
     summary = Path(run_dir_for(cfg)[0]) / "summary.md"
     print(f"\n{cfg.method.name} on {cfg.bench.name} with {cfg.model.name}: {record.status} "
@@ -39,5 +51,14 @@ def main(cfg: DictConfig) -> None:
         print(summary.read_text())
 
 
-if __name__ == "__main__":  # `accelerate launch -m unlearn_bench.cli ...`
+def entry() -> None:
+    """The console script: overrides naming unknown fields fail listing the valid ones, then Hydra runs."""
+    from unlearn_bench.validation import override_field_errors
+
+    if errors := override_field_errors(sys.argv[1:], {"method": "npo", "bench": "fictitious", "model": "tiny"}):
+        sys.exit("unknown config field:\n  " + "\n  ".join(errors))
     main()
+
+
+if __name__ == "__main__":  # `accelerate launch -m unlearn_bench.cli ...`
+    entry()

@@ -2,8 +2,10 @@
 
 Outputs (in --out, default `<results>/report`):
   all_runs.parquet / all_runs.csv   one row per run x split x metric (MetricRow fields + config_hash, run_dir, error)
-  summary.md / summary.csv          rows: bench x model x method; columns: the bench's headline metrics as
-                                    "mean ± std" over seeds (↑/↓: higher/lower is better), intent, status, seeds
+  summary.md / summary.csv          rows: bench x model x method x configuration (the run id without the seed;
+                                    the fields that differ between rows are columns); columns: the bench's
+                                    headline metrics as "mean ± std" over seeds (↑/↓: higher/lower is better),
+                                    intent, status, seeds
   plots/*.png, plots/*.svg          see unlearn_bench.plots
 
 Runs without a valid run.json are incomplete and skipped (with a warning); diverged and failed runs are kept
@@ -21,7 +23,7 @@ from typing import Sequence
 import pandas as pd
 from omegaconf import OmegaConf
 
-from unlearn_bench import plots
+from unlearn_bench import plots, report_configs
 from unlearn_bench.resume import RUN_STATUSES, read_metric_rows, read_run_info, run_is_complete
 from unlearn_bench.results import MetricRow, atomic_write_text
 
@@ -104,9 +106,10 @@ def load_run_rows(run_dir: Path, results_dir: Path) -> list[dict]:
         run_id = info.get("run_id") or run_dir.name
         rows.append(MetricRow(bench, model, method, RUN_SPLIT, "status", None, None, seed=int(seed), run_id=run_id))
     extra = {"config_hash": info["config_hash"], "run_dir": run_dir.relative_to(results_dir).as_posix(), "error": info.get("error")}
+    config_id, baseline_id = report_configs.row_ids(run_dir, info)
     records = []
     for row in rows:
-        record = {**row.to_dict(), **extra}
+        record = {**row.to_dict(), **extra, "config_id": baseline_id if row.intent == "baseline" else config_id}
         if row.method == method:
             record["status"] = info["status"]  # run.json is written last, so it has the final word
         records.append(record)
@@ -125,7 +128,7 @@ def collect_runs(results_dir: Path) -> pd.DataFrame:
             log.warning("%s: incomplete run (no valid run.json or unreadable files), skipped", run_dir)
             continue
         records.extend(load_run_rows(run_dir, results_dir))
-    columns = [*MetricRow.__dataclass_fields__, "config_hash", "run_dir", "error"]
+    columns = [*MetricRow.__dataclass_fields__, "config_hash", "run_dir", "error", "config_id"]
     df = pd.DataFrame.from_records(records, columns=columns)
     df["value"] = df["value"].astype("float64")
     df["seed"] = df["seed"].astype("int64")
@@ -135,7 +138,7 @@ def collect_runs(results_dir: Path) -> pd.DataFrame:
         df[baseline]
         .assign(_not_ok=lambda d: d["status"] != "ok")
         .sort_values(["_not_ok", "run_id"], kind="stable")
-        .drop_duplicates(ROW_KEYS)
+        .drop_duplicates([*ROW_KEYS, "config_id"])
         .drop(columns="_not_ok")
     )
     return pd.concat([df[~baseline], deduped]).sort_values([*ROW_KEYS, "run_id"], kind="stable").reset_index(drop=True)
@@ -181,9 +184,10 @@ def _method_order(group: pd.DataFrame) -> tuple[str, int, str]:
     return (str(group["model"].iloc[0]), 0 if (group["intent"] == "baseline").any() else 1, str(group["method"].iloc[0]))
 
 
-def summarize_bench(df: pd.DataFrame, bench: str) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """One bench's wide summary (one row per model x method, formatted cells) and the tidy statistics behind it
-    (bench, model, method, intent, status, column, mean, std over seeds (ddof=1), n, higher_is_better)."""
+def summarize_bench(df: pd.DataFrame, bench: str, configs: dict[str, dict[str, str]] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """One bench's wide summary (one row per model x method x configuration, formatted cells) and the tidy
+    statistics behind it (bench, model, method, intent, status, column, mean, std over seeds (ddof=1), n,
+    higher_is_better). `configs` (report_configs.config_columns) adds the fields telling configurations apart."""
     rows = df[df["bench"] == bench]
     measured = rows[rows["split"] != RUN_SPLIT]
     metric_rows = measured[~measured["split"].map(plots.is_step_split)]
@@ -196,12 +200,13 @@ def summarize_bench(df: pd.DataFrame, bench: str) -> tuple[pd.DataFrame, pd.Data
     }
     has_verdicts = bool(_is_verdict(rows).any())
     wide, stats = [], []
-    for group in sorted((g for _, g in rows.groupby(["model", "method"])), key=_method_order):
+    for group in sorted((g for _, g in rows.groupby(["model", "method", "config_id"])), key=_method_order):
         intents = group.loc[group["intent"] != "", "intent"]
         head = {
             "bench": bench,
             "model": group["model"].iloc[0],
             "method": group["method"].iloc[0],
+            **(configs or {}).get(group["config_id"].iloc[0], {}),
             "intent": intents.iloc[0] if not intents.empty else "?",
             "status": format_status(group),
         }
@@ -233,15 +238,18 @@ def markdown_table(table: pd.DataFrame) -> str:
     return "\n".join(lines) + "\n"
 
 
-def build_report(results_dir: Path, out_dir: Path) -> ReportPaths:
-    """Collect every complete run under `results_dir` and write the tables and plots into `out_dir`."""
+def build_report(results_dir: Path, out_dir: Path, where: Sequence[str] = (), by: Sequence[str] = ()) -> ReportPaths:
+    """Collect every complete run under `results_dir` (those matching every `where` FIELD=PATTERN) and write the
+    tables and plots into `out_dir`; `by` fields (config or provenance.*) split rows further."""
     results_dir, out_dir = Path(results_dir), Path(out_dir)
     df = collect_runs(results_dir)
+    df = report_configs.group_by_fields(report_configs.filter_runs(df, results_dir, where), results_dir, by)
     paths = ReportPaths(out_dir / "all_runs.parquet", out_dir / "all_runs.csv", out_dir / "summary.md", out_dir / "summary.csv")
     plots.write_atomically(paths.long_parquet, lambda tmp: df.to_parquet(tmp, index=False))
     atomic_write_text(paths.long_csv, df.to_csv(index=False))
 
-    summaries = {bench: summarize_bench(df, bench) for bench in sorted(df["bench"].unique())}
+    configs = {bench: report_configs.config_columns(df[df["bench"] == bench], results_dir, by) for bench in df["bench"].unique()}
+    summaries = {bench: summarize_bench(df, bench, configs[bench]) for bench in sorted(df["bench"].unique())}
     md = [f"# Unlearning results\n\n{df['run_dir'].nunique()} runs from `{results_dir}`. "
           "Cells: mean ± sample std over seeds; ↑/↓: higher/lower is better; n/a: no value (see status).\n"]
     md += [f"\n## {bench}\n\n{markdown_table(wide)}" for bench, (wide, _) in summaries.items()]
@@ -250,7 +258,7 @@ def build_report(results_dir: Path, out_dir: Path) -> ReportPaths:
     atomic_write_text(paths.summary_csv, wide_all.fillna("").to_csv(index=False))
 
     stats = pd.concat([st for _, st in summaries.values()], ignore_index=True) if summaries else pd.DataFrame()
-    paths.plots = plots.write_plots(df, stats, out_dir / "plots")
+    paths.plots = plots.write_plots(df, report_configs.label_configurations(stats, configs), out_dir / "plots")
     return paths
 
 
@@ -258,11 +266,16 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="unlearn-bench-report", description=__doc__.splitlines()[0])
     parser.add_argument("results_dir", type=Path, help="folder holding <bench>/<model>/<method>/<run-id>/ runs")
     parser.add_argument("--out", type=Path, default=None, help="output folder (default: <results_dir>/report)")
+    parser.add_argument("--where", action="append", default=[], metavar="FIELD=PATTERN",
+                        help="keep runs whose config or provenance field matches, e.g. bench.forget_split=forget01, "
+                             "provenance.versions.torch=2.*, provenance.device=cuda* (repeatable)")
+    parser.add_argument("--by", action="append", default=[], metavar="FIELD",
+                        help="also split rows by this config or provenance field, e.g. provenance.git_commit (repeatable)")
     args = parser.parse_args(argv)
     if not args.results_dir.is_dir():
         parser.error(f"{args.results_dir}: results folder not found")
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
-    paths = build_report(args.results_dir, args.out or args.results_dir / "report")
+    paths = build_report(args.results_dir, args.out or args.results_dir / "report", args.where, args.by)
     print(f"summary: {paths.summary_md}\nlong table: {paths.long_parquet}\nplots: {len(paths.plots)} files in {paths.summary_md.parent / 'plots'}")
 
 

@@ -5,13 +5,14 @@ import dataclasses
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
 from unlearn_bench.benchmarks.base import EvalOutput
 from unlearn_bench.results import MetricRow, atomic_write_json, atomic_write_jsonl, atomic_write_text
+from unlearn_bench.provenance import FILE_NAME as PROVENANCE_FILE
 from unlearn_bench.resume import find_completed_run, read_run_info
 
 
@@ -22,6 +23,8 @@ class RunRecord:
     config_hash: str
     error: str | None = None
     seconds: float = 0.0
+    config_id: str = ""    # the run id without the seed: the report's row key (run_keys.py)
+    baseline_id: str = ""  # the config without the method: the key of its fine-tuned and retain baselines
 
 
 def existing_run(run_dir: Path) -> RunRecord | None:
@@ -30,7 +33,8 @@ def existing_run(run_dir: Path) -> RunRecord | None:
     if found is None:
         return None
     info = read_run_info(found)
-    return RunRecord(**{k: info.get(k) for k in ("status", "run_id", "config_hash", "error")}, seconds=info.get("seconds", 0.0))
+    return RunRecord(**{k: info.get(k) for k in ("status", "run_id", "config_hash", "error")}, seconds=info.get("seconds", 0.0),
+                     config_id=info.get("config_id", ""), baseline_id=info.get("baseline_id", ""))
 
 
 def summary_table(rows: Sequence[MetricRow]) -> pd.DataFrame:
@@ -60,7 +64,8 @@ def format_summary(rows: Sequence[MetricRow], status: str) -> str:
 
 
 def write_run(run_dir: Path, cfg: DictConfig, record: RunRecord, rows: Sequence[MetricRow],
-              unlearned: EvalOutput | None, history: list[dict[str, float]]) -> None:
+              unlearned: EvalOutput | None, history: list[dict[str, float]],
+              provenance: dict[str, Any] | None = None) -> None:
     """Every file is written atomically; run.json goes last, so its presence means the run finished."""
     run_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(run_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
@@ -70,10 +75,14 @@ def write_run(run_dir: Path, cfg: DictConfig, record: RunRecord, rows: Sequence[
     for name, log in (unlearned.logs if unlearned else {}).items():
         atomic_write_json(run_dir / name, log)
     atomic_write_text(run_dir / "summary.md", format_summary(rows, record.status))
+    if provenance is not None:
+        atomic_write_json(run_dir / PROVENANCE_FILE, provenance)
     atomic_write_text(run_dir / "run.json", json.dumps(dataclasses.asdict(record), indent=1))
 
 
-def write_failed(run_dir: Path, cfg: DictConfig, record: RunRecord) -> None:
+def write_failed(run_dir: Path, cfg: DictConfig, record: RunRecord, provenance: dict[str, Any] | None = None) -> None:
     run_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(run_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
+    if provenance is not None:
+        atomic_write_json(run_dir / PROVENANCE_FILE, provenance)
     atomic_write_text(run_dir / "run.json", json.dumps(dataclasses.asdict(record), indent=1))

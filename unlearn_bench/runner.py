@@ -16,15 +16,18 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from unlearn_bench import stages
+from unlearn_bench import provenance, run_keys, stages, validation
 from unlearn_bench.benchmarks.base import SELF_REFERENCE, BenchData, Benchmark, EvalOutput, GeneratesForgetCorpus
 from unlearn_bench.benchmarks.registry import build_benchmark
-from unlearn_bench.cache import config_hash
+from unlearn_bench.cache import clean_stale_temps
 from unlearn_bench.data.collate import PromptFormat
 from unlearn_bench.device import (SingleProcess, make_accelerator, on_main, save_pretrained, seed_everything, shared_stage,
                                   whole_model)
 from unlearn_bench.diagnostics import check_names, run_diagnostics
 from unlearn_bench.evaluation.lm import eval_lm
+from unlearn_bench.fingerprints import data_fingerprint
+from unlearn_bench.health import collapse_reason
+from unlearn_bench.logs import quiet_noise, stage
 from unlearn_bench.methods.registry import method_class
 from unlearn_bench.models import loading
 from unlearn_bench.results import MetricRow
@@ -45,6 +48,7 @@ class Context:
     data: BenchData
     fmt: PromptFormat
     accelerator: Any
+    data_digest: str | None = None  # content hash of the local data files (fingerprints.py); None: hub data
 
     def model_settings(self) -> dict[str, Any]:
         """The model config minus its display name (which determines nothing)."""
@@ -53,7 +57,10 @@ class Context:
         return m
 
     def model_key(self, role: str) -> dict[str, Any]:
-        return {"model": self.model_settings(), "data": self.bench.data_key(role), "seed": self.cfg.seed, "role": role}
+        key = {"model": self.model_settings(), "data": self.bench.data_key(role), "seed": self.cfg.seed, "role": role}
+        if self.data_digest is not None:
+            key["data_fingerprint"] = self.data_digest
+        return key
 
 
 def build_method(method_cfg: DictConfig) -> Any:
@@ -62,35 +69,60 @@ def build_method(method_cfg: DictConfig) -> Any:
     return cls(**{k: v for k, v in OmegaConf.to_container(method_cfg, resolve=True).items() if k in fields})
 
 
-def run_id_for(cfg: DictConfig) -> str:
-    resolved = OmegaConf.to_container(cfg, resolve=True)
-    for volatile in ("paths", "force", "cpu"):
-        resolved.pop(volatile, None)
-    return config_hash(resolved)[:12]
+def run_id_for(cfg: DictConfig, fingerprint: dict[str, Any] | None = None) -> str:
+    """Hash of the resolved config (minus where it is written and how it is run) and of the data's contents."""
+    digest = (fingerprint or data_fingerprint(cfg))["digest"]
+    return run_keys.run_id(OmegaConf.to_container(cfg, resolve=True), digest)
 
 
-def run_dir_for(cfg: DictConfig) -> tuple[Path, str]:
-    run_id = run_id_for(cfg)
+def run_dir_for(cfg: DictConfig, fingerprint: dict[str, Any] | None = None) -> tuple[Path, str]:
+    validation.check_path_components(cfg)  # model.name=../x must not escape the results folder
+    run_id = run_id_for(cfg, fingerprint)
     return Path(cfg.paths.results_dir) / cfg.bench.name / cfg.model.name / cfg.method.name / run_id, run_id
+
+
+def run_identity(cfg: DictConfig, fingerprint: dict[str, Any]) -> dict[str, str]:
+    """The ids run.json records besides the run id: the report's row key and its baselines' key."""
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    return {"config_id": run_keys.config_id(resolved, fingerprint["digest"]),
+            "baseline_id": run_keys.baseline_id(resolved, fingerprint["digest"])}
+
+
+def preflight(cfg: DictConfig, main_process: bool = True) -> dict[str, Any]:
+    """Config checks that need no data (fields, names, writable folders, stale temps); the data fingerprint.
+    Only the main process writes (probe files, temp cleanup, the fingerprint index)."""
+    quiet_noise()
+    validation.check_fields(cfg)
+    validation.check_path_components(cfg)
+    if main_process:
+        validation.check_writable(cfg.paths.results_dir, "paths.results_dir")
+        validation.check_writable(cfg.paths.cache_dir, "paths.cache_dir")
+        clean_stale_temps(cfg.paths.cache_dir)
+    return data_fingerprint(cfg, update_index=main_process)
 
 
 def run(cfg: DictConfig) -> RunRecord:
     """One run; returns its record (status ok/diverged). Skips runs whose results already exist."""
-    start = time.time()
-    run_dir, run_id = run_dir_for(cfg)
+    start, started = time.time(), provenance.now()
+    if getattr(method_class(cfg.method.name), "evaluates_as_is", False):
+        cfg = as_is_config(cfg)  # before the run id, so it names the configuration that actually runs
+    accelerator = make_accelerator(cpu=cfg.cpu)
+    fingerprint = preflight(cfg, accelerator.is_main_process)
+    run_dir, run_id = run_dir_for(cfg, fingerprint)
     if not cfg.force and (done := existing_run(run_dir)) is not None:
         log.info("results for this config already exist in %s (status %s): skipping; force=true redoes it", run_dir, done.status)
         return done
     seed_everything(cfg.seed)
-    method = build_method(cfg.method)  # fail on bad method settings before any training
-    if getattr(method, "evaluates_as_is", False):
-        cfg = as_is_config(cfg)
-    check_names(cfg.eval.diagnostics)
-    bench = build_benchmark(cfg.bench)
-    data = bench.data()
-    stages.check_data(data)
+    with stage("validate"):  # everything that can fail without training fails here
+        method = build_method(cfg.method)
+        check_names(cfg.eval.diagnostics)
+        bench = build_benchmark(cfg.bench)
+        data = bench.data()
+        stages.check_data(data)
+        validation.check_method_fits(method, cfg.method.name, data)
+        validation.check_bench_inputs(bench)
     fmt = PromptFormat(cfg.model.prompt_format, cfg.model.system_prompt, cfg.model.date_string)
-    ctx = Context(cfg, bench, data, fmt, make_accelerator(cpu=cfg.cpu))
+    ctx = Context(cfg, bench, data, fmt, accelerator, fingerprint["digest"])
 
     tokenizer = loading.base_tokenizer(cfg.model, data.tokenizer_corpus)
     target_dir = finetuned_model(ctx, "target", data.target_train, tokenizer)
@@ -105,30 +137,40 @@ def run(cfg: DictConfig) -> RunRecord:
         target_eval = cached_eval(ctx, "target", target_dir, retain_eval.reference_data, reference_model=retain_dir)
 
     if getattr(method, "evaluates_as_is", False):  # method=none: the model under test is the target itself
-        record = RunRecord(status="ok", run_id=run_id, config_hash=run_id, seconds=round(time.time() - start, 1))
+        record = RunRecord(status="ok", run_id=run_id, config_hash=run_id, seconds=round(time.time() - start, 1),
+                           **run_identity(cfg, fingerprint))
         rows = metric_rows(cfg, run_id, {"retain": retain_eval}, target_eval, "ok")
-        write_run(run_dir, cfg, record, rows, target_eval, [])
+        on_main(ctx.accelerator, lambda: write_run(run_dir, cfg, record, rows, target_eval, [],
+                                                   provenance.collect(started, ctx.accelerator, fingerprint)))
         return record
     model = loading.load_saved(target_dir, cfg.model)
     tokenizer = loading.load_tokenizer(target_dir, cfg.model)
     seed_everything(cfg.seed)
-    result = stages.unlearn(model, tokenizer, method, cfg.method, ctx.data, ctx.fmt, cfg.model.max_length, cfg.seed,
-                            ctx.accelerator, lora_cfg=cfg.model.lora)
-    record = RunRecord(status=result.status, run_id=run_id, config_hash=run_id, error=result.message or None)
+    with stage(f"unlearn:{cfg.method.name}"):
+        result = stages.unlearn(model, tokenizer, method, cfg.method, ctx.data, ctx.fmt, cfg.model.max_length, cfg.seed,
+                                ctx.accelerator, lora_cfg=cfg.model.lora)
+    record = RunRecord(status=result.status, run_id=run_id, config_hash=run_id, error=result.message or None,
+                       **run_identity(cfg, fingerprint))
     model = whole_model(ctx.accelerator, model)  # gathered if the engine shards it
 
     def evaluate_and_write() -> None:  # on the main process; the others wait (device.on_main)
+        if result.status == "ok" and (reason := collapse_reason(model, tokenizer, ctx.fmt, cfg.model.max_length,
+                                                                ctx.data.retain or ctx.data.forget)):
+            log.warning("unlearned model is unusable: %s; recording the run as diverged", reason)
+            record.status, record.error = "diverged", reason
         unlearned_eval = None
-        if result.status == "ok":
-            unlearned_eval = evaluate_model(ctx, model, tokenizer, retain_eval.reference_data)
-        rows = metric_rows(cfg, run_id, {"finetuned": target_eval, "retain": retain_eval}, unlearned_eval, result.status)
+        if record.status == "ok":
+            with stage("evaluate:unlearned"):
+                unlearned_eval = evaluate_model(ctx, model, tokenizer, retain_eval.reference_data)
+        rows = metric_rows(cfg, run_id, {"finetuned": target_eval, "retain": retain_eval}, unlearned_eval, record.status)
         if unlearned_eval is not None and cfg.eval.diagnostics:
             rows += run_diagnostics(dataclasses.replace(ctx, accelerator=SingleProcess(ctx.accelerator)),
                                     model, tokenizer, run_id, lambda: build_method(cfg.method),
                                     {"unlearned": unlearned_eval, "finetuned": target_eval, "retain": retain_eval},
                                     {"finetuned": target_dir, "retain": retain_dir})
         record.seconds = round(time.time() - start, 1)
-        write_run(run_dir, cfg, record, rows, unlearned_eval, result.history)
+        write_run(run_dir, cfg, record, rows, unlearned_eval, result.history,
+                  provenance.collect(started, ctx.accelerator, fingerprint))
 
     on_main(ctx.accelerator, evaluate_and_write)
     return record
@@ -166,8 +208,9 @@ def finetuned_model(ctx: Context, role: str, examples: list, tokenizer: Any) -> 
         seed_everything(cfg.seed)
         model = loading.base_model(cfg.model, tokenizer, cfg.seed)
         if finetunes(cfg.model):
-            result = stages.finetune(model, tokenizer, examples, ctx.fmt, cfg.model.finetune, cfg.model.max_length,
-                                     cfg.seed, ctx.accelerator, desc=f"finetune:{role}", lora_cfg=cfg.model.lora)
+            with stage(f"finetune:{role}"):
+                result = stages.finetune(model, tokenizer, examples, ctx.fmt, cfg.model.finetune, cfg.model.max_length,
+                                         cfg.seed, ctx.accelerator, desc=f"finetune:{role}", lora_cfg=cfg.model.lora)
             if result.status != "ok":
                 raise RuntimeError(f"fine-tuning the {role} model diverged: {result.message}")
         save_pretrained(ctx.accelerator, model, tokenizer, out)
@@ -190,7 +233,7 @@ def generated_forget_corpus(ctx: Context, target_dir: str, generation: dict[str,
     cfg = ctx.cfg
     # Sampled batches depend on their composition, so the batch size is part of the key.
     key = {"model": model_identity(ctx, "target", target_dir), "generation": generation, "seed": cfg.seed,
-           "batch_size": cfg.eval.batch_size}
+           "batch_size": cfg.eval.batch_size, "data_fingerprint": ctx.data_digest}
 
     def build(out: Path) -> None:
         model = loading.load_saved(target_dir, cfg.model).to(ctx.accelerator.device)
@@ -217,12 +260,13 @@ def cached_eval(ctx: Context, role: str, model_dir: str, reference: dict[str, An
     cfg = ctx.cfg
     key = {"model": model_identity(ctx, role, model_dir), "reference": reference_model,
            "bench": OmegaConf.to_container(cfg.bench, resolve=True),
-           "utility": OmegaConf.to_container(cfg.eval.utility, resolve=True)}
+           "utility": OmegaConf.to_container(cfg.eval.utility, resolve=True), "data_fingerprint": ctx.data_digest}
 
     def build(out: Path) -> None:
         model = loading.load_saved(model_dir, cfg.model).to(ctx.accelerator.device)
         tok = loading.load_tokenizer(model_dir, cfg.model)
-        stages.save_eval(evaluate_model(ctx, model, tok, reference), out / "eval.json")
+        with stage(f"evaluate:{role}"):
+            stages.save_eval(evaluate_model(ctx, model, tok, reference), out / "eval.json")
 
     path, hit = shared_stage(ctx.accelerator, cfg.paths.cache_dir, "eval", key, build)
     log.info("%s evaluation: %s", role, "reused from cache" if hit else "computed")

@@ -55,6 +55,21 @@ def finetune(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, example
     return result
 
 
+def method_alternates(method: Any, name: str, data: BenchData) -> list[list[str]] | None:
+    """The other answers per forget item that `method.alternate` asks for; a ValueError if the data lacks them."""
+    if method.alternate == "refusal":
+        if not data.refusals:
+            raise ValueError(f"method '{name}' needs refusal answers, which this benchmark lacks "
+                             "(TOFU: idontknow.jsonl in bench.data_dir)")
+        return [data.refusals] * len(data.forget)
+    if method.alternate == "perturbed":
+        if len(data.forget_perturbed) != len(data.forget):
+            raise ValueError(f"method '{name}' needs perturbed (wrong) answers for every forget item, which this "
+                             f"benchmark lacks ({len(data.forget_perturbed)} of {len(data.forget)})")
+        return data.forget_perturbed
+    return None
+
+
 def unlearn(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, method: Any, method_cfg: Any, data: BenchData,
             fmt: PromptFormat, max_length: int, seed: int, accelerator: Accelerator, lora_cfg: Any = None) -> TrainResult:
     """Run `method` on the forget/retain sets; the frozen reference is built only if the method asks. With
@@ -63,15 +78,7 @@ def unlearn(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, method: 
     reference = None
     if method.needs_reference:
         reference = prepare_frozen(accelerator, copy.deepcopy(model))
-    alternates = None
-    if method.alternate == "refusal":
-        if not data.refusals:
-            raise ValueError(f"method '{method_cfg.name}' needs refusal answers, which this benchmark lacks")
-        alternates = [data.refusals] * len(data.forget)
-    elif method.alternate == "perturbed":
-        if len(data.forget_perturbed) != len(data.forget):
-            raise ValueError(f"method '{method_cfg.name}' needs perturbed answers for every forget item")
-        alternates = data.forget_perturbed
+    alternates = method_alternates(method, method_cfg.name, data)
     settings = optim_settings(method_cfg)
     model.to(accelerator.device)
     if hasattr(method, "setup"):

@@ -18,6 +18,7 @@ from tqdm.auto import tqdm
 from transformers import get_scheduler
 
 from unlearn_bench import device
+from unlearn_bench.logs import Progress
 from unlearn_bench.methods.base import LossOutput
 
 log = logging.getLogger(__name__)
@@ -120,6 +121,7 @@ def train(
     history: list[dict[str, float]] = []
     done = 0
     bar = tqdm(total=n_steps, desc=desc, leave=False, disable=None if accelerator.is_local_main_process else True)  # None: off when not a terminal
+    progress = Progress(desc, n_steps, enabled=bool(bar.disable) and accelerator.is_local_main_process)  # for log files
     try:
         for group in _step_groups(epoch_batches, settings.grad_accum):
             mine = group[rank::world]
@@ -159,6 +161,7 @@ def train(
             history.append(record)
             bar.update(1)
             bar.set_postfix(loss=f"{record['loss']:.3f}")
+            progress.update(done, loss=record["loss"])
             if done >= n_steps:
                 break
     finally:

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from unlearn_bench.data.records import QA, DataError, parse_json, read_json_records, require_field
+from unlearn_bench.data.records import QA, DataError, parse_json, read_json_records, read_text, require_field
 
 HUB_ID = "jinzhuoran/RWKU"
 # The hub repo (huggingface.co/datasets/jinzhuoran/RWKU) holds process/data_process.py's per-target layout here.
@@ -146,7 +146,7 @@ def _texts(path: Path) -> tuple[str, ...]:
 
 def _read_strings(path: Path) -> tuple[str, ...]:
     """forget_words.json is a JSON list of strings, not of objects."""
-    items = parse_json(path.read_text(encoding="utf-8"), path)
+    items = parse_json(read_text(path), path)
     if not isinstance(items, list):
         raise DataError(f"{path}: expected a JSON list of strings, got {type(items).__name__}")
     for i, item in enumerate(items, start=1):

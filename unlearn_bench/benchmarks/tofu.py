@@ -24,6 +24,7 @@ from typing import Any, Optional
 from unlearn_bench.benchmarks.base import BenchData, EvalOutput
 from unlearn_bench.benchmarks.tofu_data import (
     HUB_ID,
+    REFUSALS_FILE,
     holdout_split_for,
     load_refusals,
     load_tofu_split,
@@ -65,6 +66,8 @@ class TofuConfig:
     # An open-unlearning TOFU_EVAL.json of a retain model (its retain_logs_path): forget quality compares against
     # the truth ratios in it instead of this run's retain model.
     retain_logs_path: Optional[str] = None
+    # Smoke runs: fine-tune on the forget split plus only the first N retain QA (null: all of them, as TOFU).
+    train_retain_examples: Optional[int] = None
 
 
 class TofuBenchmark:
@@ -110,6 +113,10 @@ class TofuBenchmark:
         if self.cfg.data_dir is None:  # idontknow.jsonl is in the TOFU GitHub repo's data/, not on the hub
             log.warning("bench.data_dir is unset: no refusal answers (idontknow.jsonl), so idk-style methods cannot run")
             return []
+        # Only refusal-based methods need the file (the runner checks that before training); the hub lacks it.
+        if not (Path(self.cfg.data_dir) / REFUSALS_FILE).is_file():
+            log.info("%s: no %s: refusal-based methods cannot run on this folder", self.cfg.data_dir, REFUSALS_FILE)
+            return []
         return load_refusals(self.cfg.data_dir)
 
     def data(self) -> BenchData:
@@ -121,6 +128,10 @@ class TofuBenchmark:
                 corpus += [ex.question, ex.answer, *ex.perturbed_answers]
                 corpus += [s for s in (ex.paraphrased_question, ex.paraphrased_answer) if s is not None]
         retain = self._qa(self.retain_split)
+        if self.cfg.train_retain_examples is not None:  # `full` = retain split + forget split, in that order
+            dropped = set(retain[self.cfg.train_retain_examples:])
+            retain = retain[: self.cfg.train_retain_examples]
+            full = [qa for qa in full if qa not in dropped]
         return BenchData(
             target_train=full,
             retain_train=retain,
@@ -136,12 +147,19 @@ class TofuBenchmark:
         key: dict[str, Any] = {"name": self.name, "source": source}
         if role == "retain":
             key["forget_split"] = self.cfg.forget_split
+        if self.cfg.train_retain_examples is not None:  # the subset's target set depends on the forget split too
+            key.update(forget_split=self.cfg.forget_split, train_retain_examples=self.cfg.train_retain_examples)
         return key
 
     def eval_splits(self) -> dict[str, list[EvalQA]]:
         cap = self.cfg.eval_max_examples
         return {name: (self.forget_perturbed if split is None else self._eval_qa(split))[:cap]
                 for name, (split, _) in EVAL_SPLITS.items()}
+
+    def check_inputs(self) -> None:
+        """Read and parse every file evaluation reads, so a bad one fails before any training."""
+        self.eval_splits()
+        self._qa(holdout_split_for(self.cfg.forget_split))
 
     def evaluate(self, lm: LM, reference: dict[str, Any] | None) -> EvalOutput:
         splits = self.eval_splits()

@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Sequence
 
-from unlearn_bench.data.records import QA, DataError, EvalQA, read_json_records, require_field
+from unlearn_bench.data.records import QA, DataError, EvalQA, read_json_records, read_text, require_field
 
 HUB_ID = "locuslab/TOFU"
 FORGET_SPLITS = ("forget01", "forget05", "forget10")
@@ -100,7 +100,7 @@ def load_refusals(data_dir: str | Path) -> list[str]:
     path = Path(data_dir) / REFUSALS_FILE
     if not path.is_file():
         raise DataError(f"{path}: file not found (TOFU refusal answers)")
-    refusals = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    refusals = [line.strip() for line in read_text(path).splitlines() if line.strip()]
     if not refusals:
         raise DataError(f"{path}: no refusal lines")
     return refusals

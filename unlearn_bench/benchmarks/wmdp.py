@@ -30,7 +30,7 @@ import datasets
 
 from unlearn_bench.benchmarks.base import BenchData, EvalOutput, Metric
 from unlearn_bench.benchmarks.fictitious.hazard import FictitiousHazard
-from unlearn_bench.data.records import QA, DataError, read_json_records, require_field
+from unlearn_bench.data.records import QA, DataError, read_json_records, read_text, require_field
 from unlearn_bench.evaluation.lm import LM
 from unlearn_bench.evaluators.lm_eval import evaluate_tasks
 
@@ -71,7 +71,7 @@ def read_corpus_file(path: Path) -> list[str]:
     if path.suffix in TEXT_SUFFIXES:
         if not path.is_file():
             raise DataError(f"{path}: file not found")
-        return path.read_text(encoding="utf-8").splitlines()
+        return read_text(path).splitlines()
     return [require_field(rec, "text", str, path, i) for i, rec in enumerate(read_json_records(path), start=1)]
 
 

@@ -12,10 +12,11 @@ Layouts under a data directory:
 from __future__ import annotations
 
 import csv
+import io
 from pathlib import Path
 from typing import Any, TypedDict
 
-from unlearn_bench.data.records import DataError, read_json_records, require_field
+from unlearn_bench.data.records import DataError, read_json_records, read_text, require_field
 
 WMDP_DOMAINS = ("bio", "chem", "cyber")
 LETTERS = ("A", "B", "C", "D")
@@ -65,7 +66,7 @@ def load_mmlu_csv(path: Path) -> list[MCQuestion]:
     if not path.is_file():
         raise DataError(f"{path}: file not found")
     records: list[MCQuestion] = []
-    with path.open(encoding="utf-8", newline="") as f:
+    with io.StringIO(read_text(path), newline="") as f:
         # csv, not line splitting: questions may hold quoted newlines (college_biology does).
         for index, row in enumerate(csv.reader(f), start=1):
             if len(row) != 6:

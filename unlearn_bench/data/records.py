@@ -43,11 +43,21 @@ def parse_json(text: str, path: Path) -> Any:
         raise DataError(f"{path}: invalid JSON at line {e.lineno}: {e.msg}") from e
 
 
+def read_text(path: Path) -> str:
+    """The UTF-8 text of `path`; a DataError naming the file, line and byte offset if it does not decode."""
+    raw = Path(path).read_bytes()
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = raw.count(b"\n", 0, e.start) + 1
+        raise DataError(f"{path}: line {line}: not UTF-8 (byte {raw[e.start]:#04x} at offset {e.start}: {e.reason})") from None
+
+
 def read_json_records(path: Path) -> list[dict[str, Any]]:
     """Records of a JSON Lines file, or of a JSON file holding one list; errors name file and line."""
     if not path.is_file():
         raise DataError(f"{path}: file not found")
-    text = path.read_text(encoding="utf-8")
+    text = read_text(path)
     stripped = text.lstrip()
     if stripped.startswith("["):
         records = parse_json(text, path)

@@ -37,6 +37,7 @@ from unlearn_bench.benchmarks.wmdp_data import mmlu_subjects
 from unlearn_bench.data.records import DataError
 from unlearn_bench.evaluation.lm import context_length
 from unlearn_bench.evaluators.tasks import TASKS_DIR
+from unlearn_bench.logs import counted_truncations
 
 OFFLINE_PREFIX = "offline_"
 
@@ -70,19 +71,20 @@ def evaluate_tasks(
     try:
         # The model's context window, so lm-eval cuts longer prompts from the left instead of failing.
         lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=batch_size, max_length=context_length(model))
-        out = lm_eval.simple_evaluate(
-            model=lm,
-            tasks=specs,
-            task_manager=task_manager,
-            limit=limit,
-            num_fewshot=num_fewshot,
-            log_samples=False,
-            # lm-eval reseeds the global python/numpy/torch RNGs by default; a training loop calling us must keep
-            # its own streams. Few-shot sampling has its own seed (fewshot_random_seed) and stays reproducible.
-            random_seed=None,
-            numpy_random_seed=None,
-            torch_random_seed=None,
-        )
+        with counted_truncations("lm-eval " + ",".join(tasks)):
+            out = lm_eval.simple_evaluate(
+                model=lm,
+                tasks=specs,
+                task_manager=task_manager,
+                limit=limit,
+                num_fewshot=num_fewshot,
+                log_samples=False,
+                # lm-eval reseeds the global python/numpy/torch RNGs by default; a training loop calling us must keep
+                # its own streams. Few-shot sampling has its own seed (fewshot_random_seed) and stays reproducible.
+                random_seed=None,
+                numpy_random_seed=None,
+                torch_random_seed=None,
+            )
     finally:
         model.train(was_training)
     return tidy_results(out)
