@@ -104,8 +104,6 @@ def preflight(cfg: DictConfig, main_process: bool = True) -> dict[str, Any]:
 def run(cfg: DictConfig) -> RunRecord:
     """One run; returns its record (status ok/diverged). Skips runs whose results already exist."""
     start, started = time.time(), provenance.now()
-    if getattr(method_class(cfg.method.name), "evaluates_as_is", False):
-        cfg = as_is_config(cfg)  # before the run id, so it names the configuration that actually runs
     accelerator = make_accelerator(cpu=cfg.cpu)
     fingerprint = preflight(cfg, accelerator.is_main_process)
     run_dir, run_id = run_dir_for(cfg, fingerprint)
@@ -115,6 +113,8 @@ def run(cfg: DictConfig) -> RunRecord:
     seed_everything(cfg.seed)
     with stage("validate"):  # everything that can fail without training fails here
         method = build_method(cfg.method)
+        if getattr(method, "evaluates_as_is", False):
+            cfg = as_is_config(cfg)
         check_names(cfg.eval.diagnostics)
         bench = build_benchmark(cfg.bench)
         data = bench.data()
