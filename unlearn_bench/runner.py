@@ -22,6 +22,7 @@ from unlearn_bench.cache import cached_stage, config_hash
 from unlearn_bench.data.collate import PromptFormat
 from unlearn_bench.device import make_accelerator, seed_everything
 from unlearn_bench.diagnostics import check_names, run_diagnostics
+from unlearn_bench.evaluation import cost
 from unlearn_bench.evaluation.lm import eval_lm
 from unlearn_bench.evaluation.wrapper import InferenceWrapper
 from unlearn_bench.methods.registry import method_class
@@ -103,12 +104,17 @@ def run(cfg: DictConfig) -> RunRecord:
     model = loading.load_saved(target_dir, cfg.model)
     tokenizer = loading.load_tokenizer(target_dir, cfg.model)
     seed_everything(cfg.seed)
+    unlearn_start = time.time()
     result = stages.unlearn(model, tokenizer, method, cfg.method, ctx.data, ctx.fmt, cfg.model.max_length, cfg.seed, ctx.accelerator)
+    unlearn_time = time.time() - unlearn_start
     unlearned_eval, wrapper = None, None
     if result.status == "ok":
         model = ctx.accelerator.unwrap_model(model)
         wrapper = stages.inference_wrapper(method, model, tokenizer)
         unlearned_eval = evaluate_model(ctx, model, tokenizer, retain_eval.reference_data, wrapper)
+        unlearned_eval.metrics += stages.question_metrics(method, ctx.bench) + [cost.unlearn_seconds(unlearn_time)]
+        unlearned_eval.metrics += cost.cost_metrics(model, tokenizer, ctx.fmt, cfg.model.max_length, cfg.eval.batch_size,
+                                                    wrapper, ctx.data, cfg.eval.cost, cfg.bench.get("max_new_tokens", 32))
     rows = metric_rows(cfg, run_id, {"finetuned": target_eval, "retain": retain_eval}, unlearned_eval, result.status)
     if unlearned_eval is not None and cfg.eval.diagnostics:
         rows += run_diagnostics(ctx, model, tokenizer, run_id, lambda: build_method(cfg.method),

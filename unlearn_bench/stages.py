@@ -97,6 +97,14 @@ def inference_wrapper(method: Any, model: PreTrainedModel, tokenizer: PreTrained
     return method.wrapper(model, tokenizer) if is_inference_time(method) else None
 
 
+def question_metrics(method: Any, bench: Benchmark) -> list[Metric]:
+    """Rows an inference-time method reports on the evaluation questions themselves (a retrieval guard's hit
+    rate per split), for benches with QA evaluation splits; none for other methods."""
+    if not hasattr(method, "question_metrics") or not hasattr(bench, "eval_splits"):
+        return []
+    return method.question_metrics({name: [ex.question for ex in examples] for name, examples in bench.eval_splits().items()})
+
+
 def evaluate(bench: Benchmark, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, fmt: PromptFormat,
              max_length: int, batch_size: int, reference: dict[str, Any] | None,
              wrapper: InferenceWrapper | None = None) -> EvalOutput:
