@@ -33,7 +33,7 @@ class ICUL:
 
     n_forget: int = 2       # forget examples (wrong answers) before each question
     n_correct: int = 2      # retain examples (right answers) after them
-    answer_tokens: int = 64  # room left in the context window for the question's answer
+    answer_tokens: int = 40  # room left in the context window for the question's answer
 
     def __post_init__(self) -> None:
         if self.n_forget < 1 or self.n_correct < 0 or self.answer_tokens < 1:
