@@ -142,6 +142,9 @@ def test_wrapper_rewrites_prompts_and_logits_in_every_lm_call(tiny_lm):
         pytest.approx(bare.answer_losses([rewritten]))
     assert wrapped.answer_losses([pair])[0] > bare.answer_losses([rewritten])[0] + 1
     assert wrapped.next_token_choices(["what is"], [boost, boost + 1]) == [0]
+    # raw-prompt scoring (RWKU's utility files) and per-token log-probabilities (MIA) go through both parts
+    assert wrapped.completion_logprobs([("what is", "item 1")])[0] < bare.completion_logprobs([(prefix + "what is", "item 1")])[0] - 1
+    assert wrapped.token_logprobs([pair])[0].sum() < bare.token_logprobs([rewritten])[0].sum() - 1
     # generation: the boosted token wins every step
     (text,) = wrapped.generate(["what is item 1?"], max_new_tokens=3)
     assert text.replace(" ", "") == tok.decode([boost] * 3).replace(" ", "")
