@@ -54,6 +54,7 @@ def unlearn(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, method: 
     """Run `method` on the forget/retain sets; the frozen reference is built only if the method asks. An
     inference-time method is fitted instead (its index, context pool or assistant): zero steps on `model`."""
     settings = optim_settings(method_cfg)
+    model.to(accelerator.device)
     if is_inference_time(method):
         method.fit(model, tokenizer, data, fmt=fmt, max_length=max_length, seed=seed, accelerator=accelerator,
                    settings=settings)
@@ -70,7 +71,6 @@ def unlearn(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, method: 
         if len(data.forget_perturbed) != len(data.forget):
             raise ValueError(f"method '{method_cfg.name}' needs perturbed answers for every forget item")
         alternates = data.forget_perturbed
-    model.to(accelerator.device)
     if hasattr(method, "setup"):
         method.setup(model, reference)
     parameters = list(method.trainable_parameters(model)) if hasattr(method, "trainable_parameters") else None
