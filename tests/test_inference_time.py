@@ -145,6 +145,6 @@ def test_wrapper_rewrites_prompts_and_logits_in_every_lm_call(tiny_lm):
     # raw-prompt scoring (RWKU's utility files) and per-token log-probabilities (MIA) go through both parts
     assert wrapped.completion_logprobs([("what is", "item 1")])[0] < bare.completion_logprobs([(prefix + "what is", "item 1")])[0] - 1
     assert wrapped.token_logprobs([pair])[0].sum() < bare.token_logprobs([rewritten])[0].sum() - 1
-    # generation: the boosted token wins every step
-    (text,) = wrapped.generate(["what is item 1?"], max_new_tokens=3)
-    assert text.replace(" ", "") == tok.decode([boost] * 3).replace(" ", "")
+    # generation, left-padded batch of two lengths: the boosted token wins every step of both
+    texts = wrapped.generate(["what is item 1? item 1 is a", "what is"], max_new_tokens=3)
+    assert [t.replace(" ", "") for t in texts] == [tok.decode([boost] * 3).replace(" ", "")] * 2

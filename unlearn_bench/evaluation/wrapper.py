@@ -50,7 +50,8 @@ def model_call(model: torch.nn.Module, wrapper: InferenceWrapper | None, **input
 class GenerationHook(LogitsProcessor):
     """The logits hook inside `generate`: each step it sees the whole sequence so far (prompt + generated), with
     the prompt's attention mask extended by ones and left-padding-aware positions, as `generate` itself feeds
-    the model. Transformers runs custom processors before its sampling warpers (temperature, top-k, top-p), so
+    the model; a second model inside the hook therefore runs without a KV cache (quadratic in the generated
+    length: simple, exact, and counted in the cost rows). Transformers runs custom processors before its sampling warpers (temperature, top-k, top-p), so
     sampling draws from the rewritten distribution."""
 
     def __init__(self, hook: LogitsHook, attention_mask: torch.Tensor | None):

@@ -13,7 +13,9 @@ assistant's logits count only on tokens the target itself finds plausible (proba
 The assistant starts as a copy of the target (the embedded tiny model) or from `assistant_path`: a smaller model
 sharing the target's tokenizer (ULD builds its assistant from the target's first layers plus LoRA). It is trained
 with the one training loop (`training.train`) under the method's optimisation fields; the target's weights are
-never changed. Each sequential request trains the assistant further on that request's forget set.
+never changed. Each sequential request trains the assistant further on that request's forget set. During
+generation the assistant re-reads the whole sequence at every step (no KV cache, see `GenerationHook`), so the
+measured `cost/inference_overhead` is an upper bound on ULD's second forward pass.
 """
 from __future__ import annotations
 
