@@ -9,7 +9,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from unlearn_bench.methods.base import IGNORE_INDEX, Batch, UnlearnBatch, batch_nll
+from unlearn_bench.methods.base import IGNORE_INDEX, Batch, UnlearnBatch, batch_nll, is_inference_time
 from unlearn_bench.methods.registry import method_classes
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -66,7 +66,9 @@ def test_every_method_is_registered_with_valid_tags():
         assert cls.intent in ("removal", "suppression", "none"), name
         assert cls.alternate in (None, "refusal", "perturbed"), name
         assert isinstance(cls.needs_reference, bool), name
-    assert {n for n, c in classes.items() if c.intent == "suppression"} == {"idk", "idk_dpo", "wrong_answers", "ihl"}
+    inference_time = {"icul", "rag_guard", "uld"}
+    assert {n for n, c in classes.items() if c.intent == "suppression"} == {"idk", "idk_dpo", "wrong_answers", "ihl"} | inference_time
+    assert {n for n, c in classes.items() if is_inference_time(c)} == inference_time
 
 
 def test_graddiff_and_ga_kl():
@@ -272,7 +274,8 @@ def one_step(m, model, batch, reference, lr: float = 1e-2):
     return out
 
 
-@pytest.mark.parametrize("name", sorted(n for n, c in method_classes().items() if not getattr(c, "evaluates_as_is", False)))
+@pytest.mark.parametrize("name", sorted(n for n, c in method_classes().items()
+                                  if not is_inference_time(c) and not getattr(c, "evaluates_as_is", False)))
 def test_smoke_unlearning_step(name, lm):
     model, tokenizer = lm
     cls = method_classes()[name]

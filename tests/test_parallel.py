@@ -68,7 +68,9 @@ def test_two_processes_match_one(tmp_path):
         assert all(abs(a[k] - b[k]) <= 1e-4 for k in a), (a, b)
 
     def metrics(run: Path) -> dict:
-        return {(r["method"], r["split"], r["metric"]): r["value"] for r in _jsonl(run / "metrics.jsonl")}
+        # cost rows are wall-clock timings: they differ between any two runs
+        return {(r["method"], r["split"], r["metric"]): r["value"] for r in _jsonl(run / "metrics.jsonl")
+                if r["split"] != "cost"}
 
     m_one, m_two = metrics(run_one), metrics(run_two)
     assert m_one.keys() == m_two.keys() and len(m_one) > 20

@@ -133,6 +133,16 @@ def test_headline_patterns_and_fallback() -> None:
     assert Headline("*", "privleak*", "privleak").column == "privleak"
 
 
+def test_cost_columns_follow_every_benchs_headlines() -> None:
+    cost = [("cost", "inference_overhead"), ("cost", "seconds_per_question"), ("cost", "unlearn_seconds")]
+    pairs = [("summary", "forget_quality"), *cost]
+    assert [c.name for c in summary_columns("tofu", pairs)] == ["forget_quality", "cost/unlearn_seconds",
+                                                                "cost/inference_overhead"]
+    # the fallback (no headline present) lists every pair once, cost included
+    assert [c.name for c in summary_columns("unknown-bench", [("a", "x"), *cost])] == [
+        "a/x", "cost/inference_overhead", "cost/seconds_per_question", "cost/unlearn_seconds"]
+
+
 def test_main_reports_a_lone_failed_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     write_run(tmp_path / "results", "idk", "idk-s0", None, status="failed")
     main([str(tmp_path / "results"), "--out", str(tmp_path / "out")])

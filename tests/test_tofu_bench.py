@@ -91,6 +91,8 @@ def test_tiny_run_end_to_end_on_forget01(tofu_dir: Path, tmp_path: Path, compose
             (s, m) for s in ("forget", "retain", "real_authors", "world_facts") for m in ("prob", "rouge", "truth_ratio")} | {
             ("forget_holdout", f"auc_{a}") for a in ("loss", "zlib", "min_k", "min_k_plus_plus")} | {
             ("forget", "extraction_strength"), ("forget", "exact_memorization")}
+        if method == "ga":  # the unlearned model's cost rows (evaluation/cost.py)
+            expected |= {("cost", m) for m in ("unlearn_seconds", "seconds_per_question", "inference_overhead")}
         assert set(got) == expected, method
         assert all(math.isfinite(v) for v in got.values()), method
     # The retain model compared with itself: identical truth-ratio samples, KS p-value 1.

@@ -40,7 +40,7 @@ def test_fictitious_rmu_removes_hazard_knowledge_and_keeps_the_rest(compose_cfg,
     assert run(cfg).status == "ok"
     rows = rows_of(cfg)
     assert {r["method"] for r in rows} == {"finetuned", "retain", "rmu"}
-    assert {(r["split"], r["metric"], r["higher_is_better"]) for r in rows} == {
+    assert {(r["split"], r["metric"], r["higher_is_better"]) for r in rows if r["split"] != "cost"} == {
         ("wmdp", "hazard/acc", False), ("wmdp", "heldout/acc", True)}
     target_hazard = value(rows, "finetuned", "hazard/acc")
     assert target_hazard > 0.75                               # the target learnt the facts (chance: 0.25)
@@ -88,7 +88,7 @@ def test_offline_wmdp_on_the_shared_samples(compose_cfg, shared_data, tmp_path):
     assert data.forget[0].question is None                    # raw text, trained on every token
     assert run(cfg).status == "ok"
     rows = rows_of(cfg)
-    metrics = {(r["split"], r["metric"], r["higher_is_better"]) for r in rows if r["method"] == "ga"}
+    metrics = {(r["split"], r["metric"], r["higher_is_better"]) for r in rows if r["method"] == "ga" and r["split"] != "cost"}
     assert metrics == {("wmdp", "wmdp_bio/acc", False), ("wmdp", "wmdp_cyber/acc", False),
                        ("mmlu", "mmlu_college_biology/acc", True)}
     # No fine-tuning: the target and the "retain reference" are the same base model.

@@ -16,6 +16,7 @@ from omegaconf import MISSING
 
 from unlearn_bench.benchmarks.registry import BENCHMARKS, bench_config_class
 from unlearn_bench.diagnostics import DiagnosticsConfig
+from unlearn_bench.evaluation.cost import CostConfig
 from unlearn_bench.methods.registry import method_classes
 from unlearn_bench.models.lora import LoraSettings
 from unlearn_bench.training import OptimFields
@@ -80,6 +81,7 @@ class EvalConfig:
     utility: UtilityEvalConfig = field(default_factory=UtilityEvalConfig)
     diagnostics: list[str] = field(default_factory=list)
     diag: DiagnosticsConfig = field(default_factory=DiagnosticsConfig)  # per-diagnostic settings
+    cost: CostConfig = field(default_factory=CostConfig)  # per-question inference overhead rows
 
 
 @dataclass

@@ -77,6 +77,10 @@ HEADLINE_METRICS: dict[str, tuple[Headline, ...]] = {
 }
 
 
+# Every bench: what a method costs (evaluation/cost.py), so inference-time methods show what they trade.
+COST_HEADLINES = (Headline("cost", "unlearn_seconds"), Headline("cost", "inference_overhead"))
+
+
 @dataclass(frozen=True)
 class Column:
     name: str
@@ -145,15 +149,20 @@ def collect_runs(results_dir: Path) -> pd.DataFrame:
 
 
 def summary_columns(bench: str, pairs: Sequence[tuple[str, str]]) -> list[Column]:
-    """The headline columns of a bench present in `pairs` (split, metric); all pairs if none is present."""
-    columns: list[Column] = []
-    for head in HEADLINE_METRICS.get(bench, ()):
-        matched = sorted(p for p in pairs if fnmatchcase(p[0], head.split) and fnmatchcase(p[1], head.metric))
-        for split, metric in matched:
-            name = head.column if head.column and len(matched) == 1 else f"{split}/{metric}"
-            if all(c.name != name for c in columns):
-                columns.append(Column(name, split, metric))
-    return columns or [Column(f"{s}/{m}", s, m) for s, m in sorted(pairs)]
+    """The headline columns of a bench present in `pairs` (split, metric) (all pairs if none is present), then
+    the cost columns."""
+
+    def matching(heads: Sequence[Headline], columns: list[Column]) -> list[Column]:
+        for head in heads:
+            matched = sorted(p for p in pairs if fnmatchcase(p[0], head.split) and fnmatchcase(p[1], head.metric))
+            for split, metric in matched:
+                name = head.column if head.column and len(matched) == 1 else f"{split}/{metric}"
+                if all(c.name != name for c in columns):
+                    columns.append(Column(name, split, metric))
+        return columns
+
+    columns = matching(HEADLINE_METRICS.get(bench, ()), []) or [Column(f"{s}/{m}", s, m) for s, m in sorted(pairs)]
+    return matching(COST_HEADLINES, columns)
 
 
 def format_mean_std(mean: float, std: float, n: int, seeds: int) -> str:

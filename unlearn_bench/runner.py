@@ -24,10 +24,12 @@ from unlearn_bench.data.collate import PromptFormat
 from unlearn_bench.device import (SingleProcess, make_accelerator, on_main, save_pretrained, seed_everything, shared_stage,
                                   whole_model)
 from unlearn_bench.diagnostics import check_names, run_diagnostics
+from unlearn_bench.evaluation import cost
 from unlearn_bench.evaluation.lm import eval_lm
 from unlearn_bench.fingerprints import data_fingerprint
 from unlearn_bench.health import collapse_reason
 from unlearn_bench.logs import quiet_noise, stage
+from unlearn_bench.evaluation.wrapper import InferenceWrapper
 from unlearn_bench.methods.registry import method_class
 from unlearn_bench.models import loading
 from unlearn_bench.results import MetricRow
@@ -146,12 +148,15 @@ def run(cfg: DictConfig) -> RunRecord:
     model = loading.load_saved(target_dir, cfg.model)
     tokenizer = loading.load_tokenizer(target_dir, cfg.model)
     seed_everything(cfg.seed)
+    unlearn_start = time.time()
     with stage(f"unlearn:{cfg.method.name}"):
         result = stages.unlearn(model, tokenizer, method, cfg.method, ctx.data, ctx.fmt, cfg.model.max_length, cfg.seed,
                                 ctx.accelerator, lora_cfg=cfg.model.lora)
+    unlearn_time = time.time() - unlearn_start
     record = RunRecord(status=result.status, run_id=run_id, config_hash=run_id, error=result.message or None,
                        **run_identity(cfg, fingerprint))
     model = whole_model(ctx.accelerator, model)  # gathered if the engine shards it
+    wrapper = stages.inference_wrapper(method, model, tokenizer) if result.status == "ok" else None
 
     def evaluate_and_write() -> None:  # on the main process; the others wait (device.on_main)
         if result.status == "ok" and (reason := collapse_reason(model, tokenizer, ctx.fmt, cfg.model.max_length,
@@ -161,13 +166,17 @@ def run(cfg: DictConfig) -> RunRecord:
         unlearned_eval = None
         if record.status == "ok":
             with stage("evaluate:unlearned"):
-                unlearned_eval = evaluate_model(ctx, model, tokenizer, retain_eval.reference_data)
+                unlearned_eval = evaluate_model(ctx, model, tokenizer, retain_eval.reference_data, wrapper)
+            unlearned_eval.metrics += stages.question_metrics(method, ctx.bench) + [cost.unlearn_seconds(unlearn_time)]
+            unlearned_eval.metrics += cost.cost_metrics(model, tokenizer, ctx.fmt, cfg.model.max_length,
+                                                        cfg.eval.batch_size, wrapper, ctx.data, cfg.eval.cost,
+                                                        cfg.bench.get("max_new_tokens", 32))
         rows = metric_rows(cfg, run_id, {"finetuned": target_eval, "retain": retain_eval}, unlearned_eval, record.status)
         if unlearned_eval is not None and cfg.eval.diagnostics:
             rows += run_diagnostics(dataclasses.replace(ctx, accelerator=SingleProcess(ctx.accelerator)),
                                     model, tokenizer, run_id, lambda: build_method(cfg.method),
                                     {"unlearned": unlearned_eval, "finetuned": target_eval, "retain": retain_eval},
-                                    {"finetuned": target_dir, "retain": retain_dir})
+                                    {"finetuned": target_dir, "retain": retain_dir}, wrapper)
         record.seconds = round(time.time() - start, 1)
         write_run(run_dir, cfg, record, rows, unlearned_eval, result.history,
                   provenance.collect(started, ctx.accelerator, fingerprint))
@@ -247,11 +256,14 @@ def generated_forget_corpus(ctx: Context, target_dir: str, generation: dict[str,
     return json.loads((path / "forget_corpus.json").read_text())
 
 
-def evaluate_model(ctx: Context, model: Any, tokenizer: Any, reference: dict[str, Any] | None) -> EvalOutput:
-    """The benchmark's metrics plus the lm-eval utility rows of `eval.utility` (none when its task list is empty)."""
+def evaluate_model(ctx: Context, model: Any, tokenizer: Any, reference: dict[str, Any] | None,
+                   wrapper: InferenceWrapper | None = None) -> EvalOutput:
+    """The benchmark's metrics plus the lm-eval utility rows of `eval.utility` (none when its task list is empty),
+    both through an inference-time method's `wrapper` when there is one."""
     cfg = ctx.cfg
-    out = stages.evaluate(ctx.bench, model, tokenizer, ctx.fmt, cfg.model.max_length, cfg.eval.batch_size, reference)
-    out.metrics += utility_metrics(model, tokenizer, cfg.eval)
+    out = stages.evaluate(ctx.bench, model, tokenizer, ctx.fmt, cfg.model.max_length, cfg.eval.batch_size, reference,
+                          wrapper)
+    out.metrics += utility_metrics(model, tokenizer, cfg.eval, wrapper)
     return out
 
 

@@ -19,7 +19,8 @@ from unlearn_bench.data.collate import PromptFormat
 from unlearn_bench.data.records import QA
 from unlearn_bench.device import prepare_frozen
 from unlearn_bench.evaluation.lm import eval_lm
-from unlearn_bench.methods.base import LossOutput, batch_nll
+from unlearn_bench.evaluation.wrapper import InferenceWrapper
+from unlearn_bench.methods.base import LossOutput, batch_nll, is_inference_time
 from unlearn_bench.models import lora
 from unlearn_bench.training import OptimFields, OptimSettings, TrainResult, train
 
@@ -74,13 +75,18 @@ def unlearn(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, method: 
             fmt: PromptFormat, max_length: int, seed: int, accelerator: Accelerator, lora_cfg: Any = None) -> TrainResult:
     """Run `method` on the forget/retain sets; the frozen reference is built only if the method asks. With
     `lora_cfg.r > 0` adapters train (those of the modules a `trainable_parameters` hook names) and are merged into
-    `model` before `finalize`; the hooks see the plain model."""
+    `model` before `finalize`; the hooks see the plain model. An inference-time method is fitted instead (its
+    index, context pool or assistant): zero steps on `model`."""
+    settings = optim_settings(method_cfg)
+    model.to(accelerator.device)
+    if is_inference_time(method):
+        method.fit(model, tokenizer, data, fmt=fmt, max_length=max_length, seed=seed, accelerator=accelerator,
+                   settings=settings)
+        return TrainResult("ok", 0)
     reference = None
     if method.needs_reference:
         reference = prepare_frozen(accelerator, copy.deepcopy(model))
     alternates = method_alternates(method, method_cfg.name, data)
-    settings = optim_settings(method_cfg)
-    model.to(accelerator.device)
     if hasattr(method, "setup"):
         method.setup(model, reference)
     parameters = list(method.trainable_parameters(model)) if hasattr(method, "trainable_parameters") else None
@@ -108,9 +114,23 @@ def unlearn(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, method: 
     return result
 
 
+def inference_wrapper(method: Any, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> InferenceWrapper | None:
+    """The wrapper every evaluation of an inference-time method goes through; None for fine-tuning methods."""
+    return method.wrapper(model, tokenizer) if is_inference_time(method) else None
+
+
+def question_metrics(method: Any, bench: Benchmark) -> list[Metric]:
+    """Rows an inference-time method reports on the evaluation questions themselves (a retrieval guard's hit
+    rate per split), for benches with QA evaluation splits; none for other methods."""
+    if not hasattr(method, "question_metrics") or not hasattr(bench, "eval_splits"):
+        return []
+    return method.question_metrics({name: [ex.question for ex in examples] for name, examples in bench.eval_splits().items()})
+
+
 def evaluate(bench: Benchmark, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, fmt: PromptFormat,
-             max_length: int, batch_size: int, reference: dict[str, Any] | None) -> EvalOutput:
-    return bench.evaluate(eval_lm(model, tokenizer, fmt, max_length, batch_size), reference)
+             max_length: int, batch_size: int, reference: dict[str, Any] | None,
+             wrapper: InferenceWrapper | None = None) -> EvalOutput:
+    return bench.evaluate(eval_lm(model, tokenizer, fmt, max_length, batch_size, wrapper), reference)
 
 
 def save_eval(out: EvalOutput, path: Path) -> None:

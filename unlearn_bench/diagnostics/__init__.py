@@ -22,6 +22,7 @@ from unlearn_bench.benchmarks.base import EvalOutput
 from unlearn_bench.device import seed_everything
 from unlearn_bench.diagnostics import probe, quantize, relearn, rephrase, sampling, sequential
 from unlearn_bench.diagnostics.common import DiagInputs, DiagResult
+from unlearn_bench.evaluation.wrapper import InferenceWrapper
 from unlearn_bench.results import MetricRow
 
 log = logging.getLogger(__name__)
@@ -67,17 +68,19 @@ def verdict(recoveries: Mapping[str, float], threshold: float) -> tuple[float, s
 
 
 def run_diagnostics(ctx: Any, model: Any, tokenizer: Any, run_id: str, new_method: Callable[[], Any],
-                    evals: Mapping[str, EvalOutput], model_dirs: Mapping[str, Path]) -> list[MetricRow]:
+                    evals: Mapping[str, EvalOutput], model_dirs: Mapping[str, Path],
+                    wrapper: InferenceWrapper | None = None) -> list[MetricRow]:
     """Rows of every diagnostic in `ctx.cfg.eval.diagnostics` and the verdict row, for the unlearned `model`.
 
     ctx: the runner's Context (cfg, bench, data, fmt, accelerator); evals: unlearned/finetuned/retain
-    evaluations; model_dirs: saved finetuned/retain models; new_method: a fresh method object per call."""
+    evaluations; model_dirs: saved finetuned/retain models; new_method: a fresh method object per call;
+    wrapper: an inference-time method's wrapper over `model` (None for fine-tuning methods)."""
     cfg = ctx.cfg
     names = list(cfg.eval.diagnostics)
     check_names(names)
     settings: DiagnosticsConfig = OmegaConf.to_object(cfg.eval.diag)
     inputs = DiagInputs(cfg, ctx.bench, ctx.data, ctx.fmt, ctx.accelerator, model, tokenizer, evals, model_dirs,
-                        new_method, settings.min_gap)
+                        new_method, settings.min_gap, wrapper)
     if not inputs.is_qa():
         skipped = [n for n in names if n not in BENCH_AGNOSTIC]
         if skipped:

@@ -26,6 +26,7 @@ from unlearn_bench.benchmarks.base import EvalOutput, Metric
 from unlearn_bench.data.records import EvalQA
 from unlearn_bench.evaluation.lm import LM, eval_lm
 from unlearn_bench.evaluation.qa_eval import score_splits
+from unlearn_bench.evaluation.wrapper import InferenceWrapper
 
 ROLES = ("unlearned", "finetuned", "retain")
 PerExample = dict[str, np.ndarray]  # metric name -> one value per example
@@ -46,10 +47,15 @@ class DiagInputs:
     model_dirs: Mapping[str, Path]            # "finetuned", "retain" -> saved model
     new_method: Callable[[], Any]             # a fresh method object (sequential unlearning)
     min_gap: float                            # below this finetuned-unlearned gap recovery is undefined (NaN)
+    wrapper: InferenceWrapper | None = None   # an inference-time method's wrapper over `model`
 
     def lm(self, model: PreTrainedModel | None = None) -> LM:
+        """The unlearned system as a user queries it (no `model`: the unlearned weights behind the method's
+        wrapper, if any), or the given weights run as they are: an attack that needs the weights (relearning,
+        quantization, probing) holds them, and whoever holds the weights runs them without a wrapper."""
+        wrapper = self.wrapper if model is None else None
         return eval_lm(model if model is not None else self.model, self.tokenizer, self.fmt, self.cfg.model.max_length,
-                       self.cfg.eval.batch_size)
+                       self.cfg.eval.batch_size, wrapper)
 
     @property
     def max_new_tokens(self) -> int:

@@ -12,7 +12,6 @@ import numpy as np
 import torch
 
 from unlearn_bench.benchmarks.base import Metric
-from unlearn_bench.data.collate import encode_example
 from unlearn_bench.data.records import QA
 from unlearn_bench.evaluation.lm import LM
 from unlearn_bench.methods.base import IGNORE_INDEX
@@ -40,8 +39,7 @@ def mia_scores(lm: LM, pairs: Sequence[QA], k: float = MIN_K, style: str = "muse
     if style not in MIA_STYLES:
         raise ValueError(f"unknown MIA style '{style}'; choose from: {', '.join(MIA_STYLES)}")
     with_eos = style == "open_unlearning"
-    encoded = [encode_example(qa, lm.tokenizer, lm.fmt, lm.max_length, add_eos=with_eos and qa.question is not None)
-               for qa in pairs]
+    encoded = [lm.encode(qa, add_eos=with_eos and qa.question is not None) for qa in pairs]
     scores: dict[str, list[float]] = {a: [0.0] * len(pairs) for a in ATTACKS}
     for idx, batch, logits in lm.forward_batches(encoded):
         for row, i in enumerate(idx):

@@ -1,0 +1,63 @@
+"""What a method costs: unlearning wall time, and per-question inference time against the unmodified model.
+
+Inference-time methods trade training for inference: a guard's retrieval, ICUL's longer prompts, ULD's second
+forward pass. `inference_overhead` times the same questions (scoring their answers and generating, as the bench's
+evaluation does) through the method's wrapper and through the bare weights, alternating the two `repeats` times
+in one process and keeping each one's fastest pass, so load on a shared machine cancels in the ratio as far as
+it can. For a fine-tuning method both passes run the same network: its ratio shows the noise floor (~1).
+Rows: `cost/unlearn_seconds`, `cost/seconds_per_question`, `cost/inference_overhead` (wrapped / bare).
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+from unlearn_bench.benchmarks.base import BenchData, Metric
+from unlearn_bench.data.records import QA
+from unlearn_bench.evaluation.lm import LM, eval_lm
+from unlearn_bench.evaluation.wrapper import InferenceWrapper
+
+SPLIT = "cost"
+
+
+@dataclass
+class CostConfig:
+    questions: int = 16  # forget and retain items each timed; 0 turns the overhead rows off
+    repeats: int = 3
+
+
+def seconds_per_question(lm: LM, pairs: Sequence[QA], max_new_tokens: int) -> float:
+    """Wall time to score every answer and generate from every question, per item."""
+    start = time.perf_counter()
+    lm.answer_losses(pairs)
+    questions = [qa.question for qa in pairs if qa.question is not None]
+    if questions:
+        lm.generate(questions, max_new_tokens=max_new_tokens)
+    return (time.perf_counter() - start) / len(pairs)
+
+
+def inference_overhead(wrapped: LM, bare: LM, pairs: Sequence[QA], max_new_tokens: int, repeats: int) -> list[Metric]:
+    """`cost/seconds_per_question` through the wrapper and `cost/inference_overhead`, wrapped over bare."""
+    if not pairs:
+        return []
+    if repeats < 1:
+        raise ValueError(f"eval.cost.repeats={repeats} must be >= 1")
+    best = {"wrapped": float("inf"), "bare": float("inf")}
+    for _ in range(repeats):
+        for name, lm in (("wrapped", wrapped), ("bare", bare)):
+            best[name] = min(best[name], seconds_per_question(lm, pairs, max_new_tokens))
+    return [Metric(SPLIT, "seconds_per_question", best["wrapped"], False),
+            Metric(SPLIT, "inference_overhead", best["wrapped"] / best["bare"], False)]
+
+
+def unlearn_seconds(seconds: float) -> Metric:
+    return Metric(SPLIT, "unlearn_seconds", seconds, False)
+
+
+def cost_metrics(model: Any, tokenizer: Any, fmt: Any, max_length: int, batch_size: int,
+                 wrapper: InferenceWrapper | None, data: BenchData, cfg: CostConfig, max_new_tokens: int) -> list[Metric]:
+    """The overhead rows over the first `cfg.questions` forget and retain items (none when it is 0)."""
+    pairs = list(data.forget[: cfg.questions]) + list(data.retain[: cfg.questions])
+    return inference_overhead(eval_lm(model, tokenizer, fmt, max_length, batch_size, wrapper),
+                              eval_lm(model, tokenizer, fmt, max_length, batch_size), pairs, max_new_tokens, cfg.repeats)
