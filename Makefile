@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test sweep report clean
+.PHONY: install run test sweep tune report clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -27,6 +27,10 @@ test: $(STAMP)
 sweep: $(STAMP)
 	$(BIN)/unlearn-bench -m method=ga,graddiff,ga_kl,npo,simnpo,wga,undial,ngdiff,rmu,task_negation,idk,idk_dpo,wrong_answers,ihl
 	$(BIN)/unlearn-bench-report results
+
+# The grid search behind conf/method/*.yaml (unlearn_bench/tuning.py): world seed 1, diagnostics off, ~45 min.
+tune: $(STAMP)
+	OMP_NUM_THREADS=1 $(BIN)/python -m unlearn_bench.tuning --results results/tune
 
 report: $(STAMP)
 	$(BIN)/unlearn-bench-report results
