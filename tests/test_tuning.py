@@ -29,4 +29,16 @@ def test_every_method_has_a_grid_and_the_sweep_uses_another_world_seed(tmp_path)
         method_class(name)
     command = sweep_command("npo", GRID["npo"], tmp_path)
     assert "bench.world_seed=1" in command and "eval.diagnostics=[]" in command
-    assert "method.lr=0.0001,0.0003,0.001" in command
+    assert "method.lr=0.0003,0.001" in command
+
+
+def test_apply_choice_rewrites_lr_and_epochs_and_keeps_the_rest(tmp_path):
+    from unlearn_bench.tuning import apply_choice
+
+    config = tmp_path / "npo.yaml"
+    config.write_text("# header\nlr: 0.001   # old; paper / open-unlearning: 1e-5\nepochs: 5\nbeta: 0.1\n")
+    apply_choice(config, point(3e-4, 2, 0.1, 0.8, 0.9))
+    lines = config.read_text().splitlines()
+    assert lines[0] == "# header" and lines[3] == "beta: 0.1"
+    assert lines[1].startswith("lr: 0.0003   # make tune") and lines[1].endswith("; paper / open-unlearning: 1e-5")
+    assert lines[2].startswith("epochs: 2   # make tune")

@@ -6,9 +6,10 @@ per method (the target and retain models are trained once and cached). The chose
 subject to model utility >= 0.9 x the target's and retain ROUGE-L >= 0.9 x the target's (`choose`); a method
 with no admissible point keeps its config. A killed search resumes: finished runs are skipped.
 
-    python -m unlearn_bench.tuning [--results results/tune] [--methods ga npo ...]
+    python -m unlearn_bench.tuning [--results results/tune] [--methods ga npo ...] [--apply conf/method]
 
-writes `<results>/tuning.md` (every point, the chosen one marked) and `<results>/tuning.csv`.
+writes `<results>/tuning.md` (every point, the chosen one marked) and `<results>/tuning.csv`; `--apply` writes
+the chosen values into the method configs.
 """
 from __future__ import annotations
 
@@ -32,17 +33,18 @@ TUNE_OVERRIDES = ["bench.world_seed=1", "eval.diagnostics=[]"]
 UTILITY_FRACTION = 0.9  # of the target's model utility and retain ROUGE-L
 GOOD_FORGET_QUALITY = 0.05  # TOFU's informal bar: the KS test cannot tell the model from the retain model at 5%
 
-# lr x epochs per method: coarse (six points, about three minutes a method on two CPU cores) and complete, around
-# the tiny-model rates the methods need (the papers' 1e-5 for 7B models leave a 0.6M-parameter model unchanged).
-# RMU, which trains one down-projection toward a steering vector, needs larger rates.
-_LR = [1e-4, 3e-4, 1e-3]
+# lr x epochs per method: coarse (four points, about three minutes a method on two busy CPU cores) and complete.
+# The rates bracket where the tiny model's methods act: the papers' 1e-5 for 7B models, and 1e-4 here (measured for
+# ga and npo: forget quality ~1e-25 at 2-5 epochs), leave a 0.6M-parameter model nearly unchanged. RMU, which trains
+# one down-projection toward a steering vector, needs larger rates.
+_LR = [3e-4, 1e-3]
 _EPOCHS = [2, 5]
 GRID: dict[str, dict[str, list[float]]] = {
     name: {"lr": _LR, "epochs": _EPOCHS}
     for name in ["npo", "ga", "graddiff", "ga_kl", "simnpo", "wga", "undial", "ngdiff", "task_negation", "idk",
                  "idk_dpo", "wrong_answers", "ihl"]
 }
-GRID["rmu"] = {"lr": [3e-3, 1e-2, 3e-2], "epochs": _EPOCHS}
+GRID["rmu"] = {"lr": [1e-2, 3e-2], "epochs": _EPOCHS}
 
 
 @dataclass(frozen=True)
@@ -124,11 +126,30 @@ def write_tuning(results_dir: Path) -> Path:
     return path
 
 
+SEARCH_NOTE = "make tune: lr x epochs grid on world seed 1 (results/embedded_default/tuning.md)"
+
+
+def apply_choice(config: Path, point: Point) -> None:
+    """Write the chosen lr and epochs into a conf/method file, each line's comment naming the search and keeping
+    what it said of the papers' values."""
+    lines = []
+    for line in config.read_text().splitlines():
+        key = line.split(":", 1)[0]
+        if key in ("lr", "epochs") and not line.startswith(" "):
+            paper = line.split("paper", 1)[1] if "paper" in line else None
+            value = f"{point.lr:g}" if key == "lr" else str(point.epochs)
+            line = f"{key}: {value}   # {SEARCH_NOTE}" + (f"; paper{paper}" if paper else "")
+        lines.append(line)
+    atomic_write_text(config, "\n".join(lines) + "\n")
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m unlearn_bench.tuning", description=__doc__.splitlines()[0])
     parser.add_argument("--results", type=Path, default=Path("results/tune"))
     parser.add_argument("--methods", nargs="*", default=list(GRID), choices=list(GRID))
     parser.add_argument("--report-only", action="store_true", help="only write tuning.md from finished runs")
+    parser.add_argument("--apply", type=Path, default=None, metavar="CONF_METHOD_DIR",
+                        help="write each method's chosen lr and epochs into CONF_METHOD_DIR/<method>.yaml")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     if not args.report_only:
@@ -136,6 +157,12 @@ def main(argv: Sequence[str] | None = None) -> None:
             subprocess.run(sweep_command(method, GRID[method], args.results), check=False)
             write_tuning(args.results)  # results as they arrive
     print(write_tuning(args.results))
+    if args.apply is not None:
+        points, target = collect_points(args.results)
+        for method in args.methods:
+            chosen = choose([p for p in points if p.method == method], target)
+            if chosen is not None:
+                apply_choice(args.apply / f"{method}.yaml", chosen)
 
 
 if __name__ == "__main__":
