@@ -70,8 +70,10 @@ def test_no_trained_wrong_answer_is_an_evaluated_answer():
     data = bench.data()
     scored = {a for split in bench.eval_splits().values() for qa in split
               for a in (qa.answer, qa.paraphrased_answer, *qa.perturbed_answers, *qa.meta.get("wrong_answers", ())) if a}
+    scored |= {qa.answer for qa in bench.splits()["holdout"]}  # the MIA scores the holdout answers
     trained = {a for alternates in data.forget_perturbed for a in alternates}
     assert len(trained) > 5 * len(data.forget) // 2 and not trained & scored
+    assert not set(data.refusals) & scored  # idk / idk_dpo's preferred answers are not scored either
     # nor the same wrong fact in another wording: the values trained on are not those the truth ratio scores
     for qa, alternates in zip(bench.splits()["forget"], data.forget_perturbed):
         scored_values = {qa.meta["value"], *(w.removeprefix(p).removesuffix(x) for w in qa.perturbed_answers
