@@ -29,7 +29,7 @@ def test_every_method_has_a_grid_and_the_sweep_uses_another_world_seed(tmp_path)
         method_class(name)
     command = sweep_command("npo", GRID["npo"], tmp_path)
     assert "bench.world_seed=1" in command and "eval.diagnostics=[]" in command
-    assert "method.lr=0.0003,0.001" in command
+    assert "method.lr=0.0001,0.0003,0.001" in command and "method.epochs=2,5" in command
 
 
 def test_apply_choice_rewrites_lr_and_epochs_and_keeps_the_rest(tmp_path):

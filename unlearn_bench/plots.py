@@ -30,6 +30,7 @@ STEP_SPLIT = re.compile(r"^(?:.*/)?(?P<series>[A-Za-z][A-Za-z0-9]*)_(?P<step>\d+
 # Trade-off figure: baselines in black with their own markers; a method's marker is its intent, its colour its own.
 BASELINE_STYLE = {"finetuned": dict(marker="*", color="black", s=180), "retain": dict(marker="D", color="black", s=70)}
 _GREYS = (14, 15)  # tab20's two greys, too close to the black baselines
+GOOD_FORGET_QUALITY = 0.05  # dotted line: the KS test no longer tells the model from the retain model at 5%
 INTENT_COLOR = {"removal": "tab:blue", "suppression": "tab:orange", "baseline": "tab:gray"}
 INTENT_MARKER = {"removal": "o", "suppression": "s", "inference": "^"}
 ARROW = {True: " ↑", False: " ↓"}
@@ -68,7 +69,8 @@ def method_colors(methods: list[str]) -> dict[str, tuple[float, ...]]:
     """A distinct colour per method (sorted names, so a method keeps its colour across figures of one sweep):
     tab20 without its greys for up to 18 methods, evenly spaced hues beyond."""
     names = sorted(set(methods))
-    palette = [c for i, c in enumerate(colormaps["tab20"].colors) if i not in _GREYS]
+    tab20 = colormaps["tab20"].colors  # dark/light pairs: the nine dark hues first, then their light partners
+    palette = [tab20[i] for i in [*range(0, 20, 2), *range(1, 20, 2)] if i not in _GREYS]
     if len(names) > len(palette):
         palette = [tuple(c) for c in colormaps["hsv"](np.linspace(0, 1, len(names), endpoint=False))]
     return dict(zip(names, palette))
@@ -106,6 +108,9 @@ def tradeoff_figure(stats: pd.DataFrame) -> Figure | None:
                    label=f"{_label(method, status)} ({intent})", zorder=3)
         ax.annotate(_label(method, status), (x, y), xytext=(5, 3), textcoords="offset points", fontsize=7, color=style["color"])
     ax.set_yscale("log", nonpositive="clip")
+    ax.axhline(GOOD_FORGET_QUALITY, color="grey", linestyle=":", linewidth=0.8)
+    ax.annotate(f"forget quality {GOOD_FORGET_QUALITY}", (0, GOOD_FORGET_QUALITY), xycoords=("axes fraction", "data"),
+                xytext=(3, 2), textcoords="offset points", fontsize=6, color="grey")
     ax.set_xlabel("model utility ↑")
     ax.set_ylabel("forget quality ↑ (KS p-value vs the retain model, log scale)")
     if missing:

@@ -24,6 +24,7 @@ from typing import Sequence
 import pandas as pd
 from omegaconf import OmegaConf
 
+from unlearn_bench.plots import GOOD_FORGET_QUALITY
 from unlearn_bench.report import collect_runs, markdown_table
 from unlearn_bench.results import atomic_write_text
 
@@ -31,19 +32,21 @@ log = logging.getLogger(__name__)
 
 TUNE_OVERRIDES = ["bench.world_seed=1", "eval.diagnostics=[]"]
 UTILITY_FRACTION = 0.9  # of the target's model utility and retain ROUGE-L
-GOOD_FORGET_QUALITY = 0.05  # TOFU's informal bar: the KS test cannot tell the model from the retain model at 5%
 
-# lr x epochs per method: coarse (four points, about three minutes a method on two busy CPU cores) and complete.
-# The rates bracket where the tiny model's methods act: the papers' 1e-5 for 7B models, and 1e-4 here (measured for
-# ga and npo: forget quality ~1e-25 at 2-5 epochs), leave a 0.6M-parameter model nearly unchanged. RMU, which trains
-# one down-projection toward a steering vector, needs larger rates.
+# lr x epochs per method, coarse and complete. The rates bracket where the tiny model's methods act (the papers'
+# 1e-5 for 7B models leaves a 0.6M-parameter model nearly unchanged). The first methods searched also ran
+# 5 epochs, and ga and npo 1e-4: the lower rate gave lower forget quality, and 5 epochs broke the utility
+# constraint (tuning.md), so the other methods run 2 epochs only, which keeps the search within an hour on two
+# busy CPU cores. RMU, which trains one down-projection toward a steering vector, needs larger rates.
 _LR = [3e-4, 1e-3]
-_EPOCHS = [2, 5]
+_EPOCHS = [2]
 GRID: dict[str, dict[str, list[float]]] = {
     name: {"lr": _LR, "epochs": _EPOCHS}
-    for name in ["npo", "ga", "graddiff", "ga_kl", "simnpo", "wga", "undial", "ngdiff", "task_negation", "idk",
-                 "idk_dpo", "wrong_answers", "ihl"]
+    for name in ["simnpo", "wga", "undial", "ngdiff", "task_negation", "idk", "idk_dpo", "wrong_answers", "ihl"]
 }
+GRID["npo"] = GRID["ga"] = {"lr": [1e-4, *_LR], "epochs": [2, 5]}
+GRID["graddiff"] = {"lr": _LR, "epochs": [2, 5]}
+GRID["ga_kl"] = {"lr": [3e-4], "epochs": [2, 5]}
 GRID["rmu"] = {"lr": [1e-2, 3e-2], "epochs": _EPOCHS}
 
 
