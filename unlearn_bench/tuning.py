@@ -48,6 +48,7 @@ GRID["npo"] = GRID["ga"] = {"lr": [1e-4, *_LR], "epochs": [2, 5]}
 GRID["graddiff"] = {"lr": _LR, "epochs": [2, 5]}
 GRID["ga_kl"] = {"lr": [3e-4], "epochs": [2, 5]}
 GRID["rmu"] = {"lr": [1e-2, 3e-2], "epochs": _EPOCHS}
+GRID["wrong_answers"] = {"lr": [1e-4, *_LR], "epochs": _EPOCHS}  # no admissible point at 3e-4
 
 
 @dataclass(frozen=True)
