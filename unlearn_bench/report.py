@@ -38,7 +38,8 @@ class Headline:
     """Summary column(s) for the rows whose split and metric match these fnmatch patterns (case-sensitive).
 
     `column` names the column when exactly one (split, metric) pair matches; otherwise each pair gets
-    "split/metric" (or the metric alone when it is lm-eval's "task/metric"). Patterns keep this table valid while adapters settle on exact split names.
+    "split/metric" (or the metric alone when it is lm-eval's "task/metric"). Patterns keep this table valid
+    while adapters settle on exact split names.
     """
 
     split: str
