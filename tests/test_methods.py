@@ -318,13 +318,16 @@ def test_rmu_updates_only_configured_parameters(lm):
 def test_rmu_layer_defaults_and_control_vector(lm):
     model, _ = lm  # 2 layers
     m = method("rmu")
-    assert m.resolve_layer(model) == 1
-    assert [id(p) for p in m.trainable_parameters(model)] == [id(model.model.layers[i].mlp.down_proj.weight) for i in (0, 1)]
+    assert m.resolve_layer(model) == 0  # intermediate: the output of the first block, not the model's last block
+    assert [id(p) for p in m.trainable_parameters(model)] == [id(model.model.layers[0].mlp.down_proj.weight)]
     assert method("rmu", layer=-2).resolve_layer(model) == 0
     with pytest.raises(ValueError, match="out of range"):
         method("rmu", layer=5).resolve_layer(model)
     fake = SimpleNamespace(model=SimpleNamespace(layers=[None] * 32))
     assert method("rmu").resolve_layer(fake) == 7  # WMDP's layer for 32-layer 7B models
+    assert method("rmu").resolve_layer(SimpleNamespace(model=SimpleNamespace(layers=[None] * 4))) == 1
+    with pytest.raises(ValueError, match="intermediate"):
+        method("rmu").resolve_layer(SimpleNamespace(model=SimpleNamespace(layers=[None])))
     v = m.control_vector(64, device=torch.device("cpu"), dtype=torch.float32)
     assert v.norm().item() == pytest.approx(6.5, rel=1e-5)
     assert torch.equal(v, m.control_vector(64, device=torch.device("cpu"), dtype=torch.float32))

@@ -8,9 +8,10 @@ import pytest
 from unlearn_bench.report import Headline, ReportPaths, build_report, collect_runs, main, summary_columns
 from unlearn_bench.results import MetricRow, atomic_write_json, atomic_write_jsonl, atomic_write_text
 
-# Per seed: (forget_quality, model_utility, forget rougeL). ga's three seeds give mean 0.2 ± 0.1, 0.6 ± 0.1, 0.5 ± 0.1.
+# Per seed: (forget_quality, model_utility, forget rougeL). ga's three seeds give forget quality median 0.2 in
+# [0.1, 0.3], then mean 0.6 ± 0.1, 0.5 ± 0.1.
 GA = {0: (0.1, 0.5, 0.4), 1: (0.2, 0.6, 0.5), 2: (0.3, 0.7, 0.6)}
-FINETUNED_FQ = {0: 1e-5, 1: 2e-5, 2: 3e-5}  # mean 2e-05 ± 1e-05 only if the repeated baseline rows are deduped
+FINETUNED_FQ = {0: 1e-5, 1: 2e-5, 2: 3e-5}  # median 2e-05 of three values only if the repeated baseline rows are deduped
 
 
 def tofu_rows(method: str, intent: str, seed: int, fq: float | None, mu: float | None, rouge: float | None, status: str = "ok") -> list[dict]:
@@ -89,11 +90,11 @@ def test_report_files_and_summary_values(results: Path, report: ReportPaths) -> 
 
     summary = pd.read_csv(paths.summary_csv, keep_default_na=False).set_index(["bench", "method"])
     ga, npo, idk = summary.loc[("tofu", "ga")], summary.loc[("tofu", "npo")], summary.loc[("tofu", "idk")]
-    assert (ga["forget_quality ↑"], ga["model_utility ↑"], ga["forget/rougeL ↓"]) == ("0.2 ± 0.1", "0.6 ± 0.1", "0.5 ± 0.1")
+    assert (ga["forget_quality ↑"], ga["model_utility ↑"], ga["forget/rougeL ↓"]) == ("0.2 [0.1, 0.3]", "0.6 ± 0.1", "0.5 ± 0.1")
     assert (ga["intent"], ga["status"], ga["seeds"]) == ("removal", "ok", 3)
-    assert summary.loc[("tofu", "finetuned"), "forget_quality ↑"] == "2e-05 ± 1e-05"
+    assert summary.loc[("tofu", "finetuned"), "forget_quality ↑"] == "2e-05 [1e-05, 3e-05]"
     assert summary.loc[("tofu", "finetuned"), "intent"] == "baseline"
-    assert npo["status"] == "1 ok, 1 diverged" and npo["forget_quality ↑"] == "0.1 ± 0.071"
+    assert npo["status"] == "1 ok, 1 diverged" and npo["forget_quality ↑"] == "0.1 [0.05, 0.15]"
     assert npo["model_utility ↑"] == "0.55 (n=1)"  # the diverged seed has no utility: said, not hidden
     assert idk["status"] == "1 failed" and idk["forget_quality ↑"] == "n/a"
     simnpo = summary.loc[("tofu", "simnpo")]
@@ -104,7 +105,7 @@ def test_report_files_and_summary_values(results: Path, report: ReportPaths) -> 
 
     md = paths.summary_md.read_text()
     assert "| bench | model | method | intent | status | seeds | forget_quality ↑ | model_utility ↑ | forget/rougeL ↓ |" in md
-    assert "| tofu | tiny | ga | removal | ok | 3 | 0.2 ± 0.1 | 0.6 ± 0.1 | 0.5 ± 0.1 |" in md
+    assert "| tofu | tiny | ga | removal | ok | 3 | 0.2 [0.1, 0.3] | 0.6 ± 0.1 | 0.5 ± 0.1 |" in md
     assert "| tofu | tiny | npo | removal | 1 ok, 1 diverged | 2 |" in md
     assert "| tofu | tiny | idk | ? | 1 failed | 1 | n/a | n/a | n/a |" in md
     assert "rmu" not in md and "100" not in md
@@ -127,8 +128,16 @@ def test_headline_patterns_and_fallback() -> None:
     pairs = [("forget", "rouge"), ("retain", "rouge"), ("summary", "forget_quality")]
     assert [c.name for c in summary_columns("tofu", pairs)] == ["forget_quality", "forget/rougeL", "retain/rougeL"]
     # A pattern matching several pairs names each column split/metric.
-    pairs = [("wmdp_bio", "acc"), ("wmdp_cyber", "acc"), ("mmlu", "acc"), ("mmlu", "acc_norm")]
-    assert [c.name for c in summary_columns("wmdp", pairs)] == ["wmdp_bio/acc", "wmdp_cyber/acc", "mmlu/acc", "mmlu/acc_norm"]
+    # The names bench=wmdp writes (split "wmdp"/"mmlu", metric "<lm-eval task>/<metric>"): acc only, not acc_norm.
+    pairs = [("wmdp", "wmdp_bio/acc"), ("wmdp", "wmdp_cyber/acc"), ("mmlu", "mmlu/acc"), ("mmlu", "mmlu/acc_norm"), ("x", "y")]
+    assert [c.name for c in summary_columns("wmdp", pairs)] == ["wmdp_bio/acc", "wmdp_cyber/acc", "mmlu/acc"]
+    hazard = [("wmdp", "hazard/acc"), ("wmdp", "heldout/acc")]  # bench=wmdp bench.source=fictitious
+    assert [c.name for c in summary_columns("wmdp", hazard)] == ["hazard/acc", "heldout/acc"]
+    # RWKU's probe levels (metrics/rwku.py), not the per-type AA breakdown nor the MIA rows
+    pairs = [("forget", "forget_fb"), ("forget", "forget_qa"), ("forget", "forget_aa"), ("forget", "forget_aa/prefix"),
+             ("neighbor", "neighbor_fb"), ("neighbor", "neighbor_qa"), ("mia", "mia_auc_loss"), ("utility", "mmlu_acc")]
+    assert [c.name for c in summary_columns("rwku", pairs)] == [
+        "forget_fb", "forget_qa", "forget_aa", "neighbor_fb", "neighbor_qa", "mmlu_acc"]
     assert [c.name for c in summary_columns("unknown-bench", [("b", "y"), ("a", "x")])] == ["a/x", "b/y"]
     assert Headline("*", "privleak*", "privleak").column == "privleak"
 
@@ -151,3 +160,25 @@ def test_main_reports_a_lone_failed_run(tmp_path: Path, capsys: pytest.CaptureFi
     with pytest.raises(SystemExit):
         main([str(tmp_path / "missing")])
     assert "results folder not found" in capsys.readouterr().err
+
+
+def test_tradeoff_figure_tells_every_method_apart() -> None:
+    from matplotlib.colors import to_rgba
+
+    from unlearn_bench.plots import tradeoff_figure
+
+    methods = [("finetuned", "baseline"), ("retain", "baseline")] + [(f"m{i:02d}", "removal" if i % 2 else "suppression") for i in range(16)]
+    stats = pd.DataFrame([
+        {"method": m, "intent": it, "status": "ok", "column": col, "mean": v, "std": 0.01, "n": 3, "median": v, "min": v / 2, "max": v * 2}
+        for k, (m, it) in enumerate(methods) for col, v in (("forget_quality", 10.0 ** -k), ("model_utility", 0.5 + k / 100))])
+    ax = tradeoff_figure(stats).axes[0]
+    points = [c for c in ax.collections if c.get_label() and not c.get_label().startswith("_")]
+    assert len(points) == len(methods)
+    colors = {c.get_label().split(" ")[0]: tuple(c.get_edgecolor()[0]) for c in points}
+    assert colors["finetuned"] == colors["retain"] == to_rgba("black")
+    method_colors = [colors[m] for m, _ in methods[2:]]
+    assert len(set(method_colors)) == 16 and to_rgba("black") not in method_colors
+    markers = {c.get_label().split(" ")[0]: c.get_paths()[0].vertices.round(3).tobytes() for c in points}
+    assert markers["m01"] == markers["m03"] != markers["m00"] == markers["m02"]  # intent as marker shape
+    assert {t.get_text() for t in ax.texts} == {m for m, _ in methods} | {"forget quality 0.05"}  # every point labelled
+    assert ax.get_yscale() == "log" and "log" in ax.get_ylabel()

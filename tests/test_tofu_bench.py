@@ -39,6 +39,22 @@ def test_forget01_data_sizes_and_retain_pairing(tofu_dir: Path) -> None:
     assert sizes == {"retain": 300, "real_authors": 100, "world_facts": 117, "forget": 40}
 
 
+def test_no_trained_wrong_answer_is_an_evaluated_answer(tofu_dir: Path) -> None:
+    b = bench(tofu_dir, forget_split="forget05", eval_max_examples=None)
+    data = b.data()
+    scored = {a for split in b.eval_splits().values() for ex in split
+              for a in (ex.answer, ex.paraphrased_answer, *ex.perturbed_answers) if a}
+    scored |= {qa.answer for qa in b._qa("holdout05")}  # the MIA scores the holdout answers
+    trained = [a for alternates in data.forget_perturbed for a in alternates]
+    assert len(data.forget_perturbed) == len(data.forget) and {len(p) for p in data.forget_perturbed} == {5}
+    assert trained and not set(trained) & scored
+    assert set(trained) <= {qa.answer for qa in data.retain}  # other retain questions' answers
+    # of the same kind: a question about parents gets answers about parents
+    parents = [i for i, qa in enumerate(data.forget) if "parents" in qa.question]
+    assert parents and sum("parent" in a or "father" in a or "mother" in a
+                           for i in parents for a in data.forget_perturbed[i]) > 0.8 * 5 * len(parents)
+
+
 def test_cache_keys_and_corpus_do_not_depend_on_target_unrelated_settings(tofu_dir: Path) -> None:
     b1, b10 = bench(tofu_dir, forget_split="forget01"), bench(tofu_dir, forget_split="forget10", eval_max_examples=None)
     assert b1.data_key("target") == b10.data_key("target")

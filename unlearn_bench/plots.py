@@ -1,7 +1,8 @@
 """Report figures (PNG + SVG, one set per bench x model), written atomically.
 
-  <bench>__<model>__tradeoff   forget quality (log y) vs model utility, mean ± std per method; the finetuned and
-                               retain baselines as distinct reference markers; drawn when both metrics exist
+  <bench>__<model>__tradeoff   forget quality (median over seeds, range as bar; log y) vs model utility (mean ±
+                               std), a labelled point per method: marker = intent, a colour of its own per method,
+                               the finetuned and retain baselines black; drawn when both metrics exist
   <bench>__<model>__bars       one panel per summary column, bars = mean over seeds, error bars = std
   <bench>__<model>__<series>   curves over a sequential/scalability sweep (see below)
 
@@ -20,14 +21,18 @@ from typing import Callable
 
 import numpy as np
 import pandas as pd
+from matplotlib import colormaps
 from matplotlib.figure import Figure  # no pyplot: no global figure state, no GUI backend
 from matplotlib.patches import Patch
 from matplotlib.ticker import MaxNLocator
 
 STEP_SPLIT = re.compile(r"^(?:.*/)?(?P<series>[A-Za-z][A-Za-z0-9]*)_(?P<step>\d+)$")
-BASELINE_STYLE = {"finetuned": dict(marker="*", color="black", s=180), "retain": dict(marker="D", color="tab:green", s=80)}
+# Trade-off figure: baselines in black with their own markers; a method's marker is its intent, its colour its own.
+BASELINE_STYLE = {"finetuned": dict(marker="*", color="black", s=180), "retain": dict(marker="D", color="black", s=70)}
+_GREYS = (14, 15)  # tab20's two greys, too close to the black baselines
+GOOD_FORGET_QUALITY = 0.05  # dotted line: the KS test no longer tells the model from the retain model at 5%
 INTENT_COLOR = {"removal": "tab:blue", "suppression": "tab:orange", "baseline": "tab:gray"}
-INTENT_MARKER = {"removal": "o", "suppression": "s"}
+INTENT_MARKER = {"removal": "o", "suppression": "s", "inference": "^"}
 ARROW = {True: " ↑", False: " ↓"}
 
 
@@ -60,31 +65,58 @@ def _label(method: str, status: str) -> str:
     return method if status == "ok" else f"{method} ({status})"
 
 
+def method_colors(methods: list[str]) -> dict[str, tuple[float, ...]]:
+    """A distinct colour per method (sorted names, so a method keeps its colour across figures of one sweep):
+    tab20 without its greys for up to 18 methods, evenly spaced hues beyond."""
+    names = sorted(set(methods))
+    tab20 = colormaps["tab20"].colors  # dark/light pairs: the nine dark hues first, then their light partners
+    palette = [tab20[i] for i in [*range(0, 20, 2), *range(1, 20, 2)] if i not in _GREYS]
+    if len(names) > len(palette):
+        palette = [tuple(c) for c in colormaps["hsv"](np.linspace(0, 1, len(names), endpoint=False))]
+    return dict(zip(names, palette))
+
+
+def _forget_quality_error(row: pd.Series, y: float) -> list[list[float]] | float:
+    """Asymmetric error bar to the range over seeds (report.py summarises forget quality by median [min, max])."""
+    if ("min", "forget_quality") not in row.index or np.isnan(row[("min", "forget_quality")]):
+        return float(np.nan_to_num(row[("std", "forget_quality")]))
+    return [[y - row[("min", "forget_quality")]], [row[("max", "forget_quality")] - y]]
+
+
 def tradeoff_figure(stats: pd.DataFrame) -> Figure | None:
-    """Forget quality vs model utility for one bench x model; None when either metric is absent."""
-    wide = stats.set_index(["method", "intent", "status", "column"])[["mean", "std"]].unstack("column")
+    """Forget quality (median over seeds, bar: range; log y) vs model utility (mean ± std) for one bench x model,
+    each point labelled with its method; None when either metric is absent."""
+    values = [v for v in ("mean", "std", "median", "min", "max") if v in stats.columns]
+    wide = stats.set_index(["method", "intent", "status", "column"])[values].unstack("column")
     if ("mean", "forget_quality") not in wide.columns or ("mean", "model_utility") not in wide.columns:
         return None
-    fig = Figure(figsize=(6, 4.5), layout="constrained")
+    y_stat = "median" if ("median", "forget_quality") in wide.columns else "mean"
+    colors = method_colors([m for m, _, _ in wide.index if m not in BASELINE_STYLE])
+    fig = Figure(figsize=(7, 5), layout="constrained")
     ax = fig.add_subplot()
     missing = []
-    for i, ((method, intent, status), row) in enumerate(wide.iterrows()):
-        x, y = row[("mean", "model_utility")], row[("mean", "forget_quality")]
+    for (method, intent, status), row in wide.iterrows():
+        x, y = row[("mean", "model_utility")], row[(y_stat, "forget_quality")]
         if np.isnan(x) or np.isnan(y):
             missing.append(_label(method, status))
             continue
-        # Colour tells methods apart; shape tells intent (o removal, s suppression).
-        style = BASELINE_STYLE.get(method, dict(marker=INTENT_MARKER.get(intent, "^"), color=f"C{i % 10}", s=50))
+        style = BASELINE_STYLE.get(method) or dict(marker=INTENT_MARKER.get(intent, "P"), color=colors[method], s=55)
         face = style["color"] if status == "ok" else "none"  # hollow: diverged or failed
-        ax.errorbar(x, y, xerr=np.nan_to_num(row[("std", "model_utility")]), yerr=np.nan_to_num(row[("std", "forget_quality")]),
+        ax.errorbar(x, y, xerr=np.nan_to_num(row[("std", "model_utility")]), yerr=_forget_quality_error(row, y),
                     fmt="none", ecolor=style["color"], alpha=0.5)
-        ax.scatter(x, y, marker=style["marker"], s=style["s"], edgecolors=style["color"], facecolors=face, label=_label(method, status), zorder=3)
+        ax.scatter(x, y, marker=style["marker"], s=style["s"], edgecolors=style["color"], facecolors=face,
+                   label=f"{_label(method, status)} ({intent})", zorder=3)
+        ax.annotate(_label(method, status), (x, y), xytext=(5, 3), textcoords="offset points", fontsize=7, color=style["color"])
     ax.set_yscale("log", nonpositive="clip")
+    ax.axhline(GOOD_FORGET_QUALITY, color="grey", linestyle=":", linewidth=0.8)
+    ax.annotate(f"forget quality {GOOD_FORGET_QUALITY}", (0, GOOD_FORGET_QUALITY), xycoords=("axes fraction", "data"),
+                xytext=(3, 2), textcoords="offset points", fontsize=6, color="grey")
     ax.set_xlabel("model utility ↑")
-    ax.set_ylabel("forget quality ↑ (log)")
+    ax.set_ylabel("forget quality ↑ (KS p-value vs the retain model, log scale)")
     if missing:
         ax.set_title("n/a: " + ", ".join(missing), fontsize=8)
-    ax.legend(fontsize=7, loc="best")
+    ax.legend(fontsize=6, loc="center left", bbox_to_anchor=(1.01, 0.5),
+              title="marker: ● removal, ■ suppression; black: baselines", title_fontsize=6)
     return fig
 
 

@@ -4,8 +4,8 @@ Outputs (in --out, default `<results>/report`):
   all_runs.parquet / all_runs.csv   one row per run x split x metric (MetricRow fields + config_hash, run_dir, error)
   summary.md / summary.csv          rows: bench x model x method x configuration (the run id without the seed;
                                     the fields that differ between rows are columns); columns: the bench's
-                                    headline metrics as "mean ± std" over seeds (↑/↓: higher/lower is better),
-                                    intent, status, seeds
+                                    headline metrics as "mean ± std" over seeds, forget quality as "median
+                                    [min, max]" (↑/↓: higher/lower is better), intent, status, seeds
   plots/*.png, plots/*.svg          see unlearn_bench.plots
 
 Runs without a valid run.json are incomplete and skipped (with a warning); diverged and failed runs are kept
@@ -39,7 +39,8 @@ class Headline:
     """Summary column(s) for the rows whose split and metric match these fnmatch patterns (case-sensitive).
 
     `column` names the column when exactly one (split, metric) pair matches; otherwise each pair gets
-    "split/metric". Patterns keep this table valid while adapters settle on exact split names.
+    "split/metric" (or the metric alone when it is lm-eval's "task/metric"). Patterns keep this table valid
+    while adapters settle on exact split names.
     """
 
     split: str
@@ -65,16 +66,27 @@ HEADLINE_METRICS: dict[str, tuple[Headline, ...]] = {
         Headline("retain*", "knowmem*", "knowmem_retain"),
         Headline("*", "privleak*", "privleak"),
     ),
-    "wmdp": (Headline("wmdp*", "acc*"), Headline("mmlu*", "acc*")),
+    # bench=wmdp: split "wmdp" holds lm-eval's `wmdp_bio/acc`... (or the fictitious hazard set's `hazard/acc`,
+    # `heldout/acc`), split "mmlu" (or "utility", the attached utility tasks) lm-eval's `mmlu.../acc`.
+    "wmdp": (
+        Headline("wmdp", "*/acc"),
+        Headline("mmlu", "*/acc"),
+        Headline("utility", "mmlu*/acc"),
+    ),
+    # bench=rwku (metrics/rwku.py summarize_probe_scores, rwku_utility_eval.py): one column per probe level.
     "rwku": (
-        Headline("forget*", "fb*"),
-        Headline("forget*", "qa*"),
-        Headline("forget*", "aa*"),
-        Headline("neighbor*", "fb*"),
-        Headline("neighbor*", "qa*"),
-        Headline("mmlu*", "acc*"),
+        Headline("forget", "forget_fb", "forget_fb"),
+        Headline("forget", "forget_qa", "forget_qa"),
+        Headline("forget", "forget_aa", "forget_aa"),
+        Headline("neighbor", "neighbor_fb", "neighbor_fb"),
+        Headline("neighbor", "neighbor_qa", "neighbor_qa"),
+        Headline("utility", "mmlu_acc", "mmlu_acc"),
+        Headline("utility", "mmlu*/acc"),
     ),
 }
+# Summarised by median [min, max] over seeds rather than mean ± std: a p-value is far from normal and spans
+# orders of magnitude, so its mean is one seed's value and its std says nothing.
+MEDIAN_RANGE_COLUMNS = frozenset({"forget_quality"})
 
 
 # Every bench: what a method costs (evaluation/cost.py), so inference-time methods show what they trade.
@@ -156,7 +168,8 @@ def summary_columns(bench: str, pairs: Sequence[tuple[str, str]]) -> list[Column
         for head in heads:
             matched = sorted(p for p in pairs if fnmatchcase(p[0], head.split) and fnmatchcase(p[1], head.metric))
             for split, metric in matched:
-                name = head.column if head.column and len(matched) == 1 else f"{split}/{metric}"
+                # a metric named "<task>/<metric>" (lm-eval's) names its column; others get their split prefixed
+                name = head.column if head.column and len(matched) == 1 else metric if "/" in metric else f"{split}/{metric}"
                 if all(c.name != name for c in columns):
                     columns.append(Column(name, split, metric))
         return columns
@@ -172,6 +185,20 @@ def format_mean_std(mean: float, std: float, n: int, seeds: int) -> str:
     # Equal values give a std of float round-off (1e-16), which would read as real spread.
     text = f"{mean:.3g}" if n == 1 else f"{mean:.3g} ± {0.0 if std <= 1e-9 * abs(mean) else std:.2g}"
     return text if n >= seeds else f"{text} (n={n})"
+
+
+def format_median_range(values: pd.Series, seeds: int) -> str:
+    """'median [min, max]' over the values, '(n=2)' appended when some seeds have no value; n/a for none."""
+    if values.empty:
+        return "n/a"
+    text = f"{values.median():.3g}" if len(values) == 1 else f"{values.median():.3g} [{values.min():.2g}, {values.max():.2g}]"
+    return text if len(values) >= seeds else f"{text} (n={len(values)})"
+
+
+def format_cell(column: str, values: pd.Series, seeds: int) -> str:
+    if column in MEDIAN_RANGE_COLUMNS:
+        return format_median_range(values, seeds)
+    return format_mean_std(values.mean(), values.std(), len(values), seeds)
 
 
 def format_status(runs: pd.DataFrame) -> str:
@@ -227,8 +254,9 @@ def summarize_bench(df: pd.DataFrame, bench: str, configs: dict[str, dict[str, s
             values = group.loc[(group["split"] == col.split) & (group["metric"] == col.metric), "value"].dropna()
             higher = directions[col.name]
             mean, std, n = values.mean(), values.std(), len(values)
-            stats.append({**head, "column": col.name, "mean": mean, "std": std, "n": n, "higher_is_better": higher})
-            record[col.name + {True: " ↑", False: " ↓", None: ""}[higher]] = format_mean_std(mean, std, n, seeds)
+            stats.append({**head, "column": col.name, "mean": mean, "std": std, "n": n, "higher_is_better": higher,
+                          "median": values.median(), "min": values.min(), "max": values.max()})
+            record[col.name + {True: " ↑", False: " ↓", None: ""}[higher]] = format_cell(col.name, values, seeds)
         wide.append(record)
     return pd.DataFrame(wide), pd.DataFrame(stats)
 
@@ -260,7 +288,8 @@ def build_report(results_dir: Path, out_dir: Path, where: Sequence[str] = (), by
     configs = {bench: report_configs.config_columns(df[df["bench"] == bench], results_dir, by) for bench in df["bench"].unique()}
     summaries = {bench: summarize_bench(df, bench, configs[bench]) for bench in sorted(df["bench"].unique())}
     md = [f"# Unlearning results\n\n{df['run_dir'].nunique()} runs from `{results_dir}`. "
-          "Cells: mean ± sample std over seeds; ↑/↓: higher/lower is better; n/a: no value (see status).\n"]
+          "Cells: mean ± sample std over seeds (forget quality: median [min, max]); ↑/↓: higher/lower is better; "
+          "n/a: no value (see status).\n"]
     md += [f"\n## {bench}\n\n{markdown_table(wide)}" for bench, (wide, _) in summaries.items()]
     atomic_write_text(paths.summary_md, "".join(md))
     wide_all = pd.concat([wide for wide, _ in summaries.values()], ignore_index=True) if summaries else pd.DataFrame()

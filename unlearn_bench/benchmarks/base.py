@@ -19,7 +19,8 @@ class BenchData:
     forget: list[QA]              # what unlearning removes
     retain: list[QA]              # what unlearning must keep
     refusals: list[str] = field(default_factory=list)            # refusal answers (idk-style methods)
-    forget_perturbed: list[list[str]] = field(default_factory=list)  # wrong answers per forget item
+    # wrong answers per forget item to train on (wrong_answers): none of them is an answer the evaluation scores
+    forget_perturbed: list[list[str]] = field(default_factory=list)
     tokenizer_corpus: list[str] = field(default_factory=list)     # text the tiny model's tokenizer is trained on
 
 

@@ -10,6 +10,8 @@ authors' aggregation script reads them unchanged.
 Differences from the authors' code, kept on purpose:
 - `eval_max_examples=300` matches TOFU's `ds_size`; open-unlearning (locuslab/open-unlearning) scores all 400
   forget10 questions: set `bench.eval_max_examples=null` to do the same.
+- Methods that train on wrong answers (wrong_answers) do not get TOFU's perturbed answers, which the truth ratio
+  scores, but other retain questions' answers of the same kind (`training_alternates`, tofu_alternates.py).
 - TOFU bounds generation by `max_length: 200` (prompt + new tokens of the left-padded batch); we bound the new
   tokens at `max_new_tokens=200`, which only differs for generations that never reach EOS.
 """
@@ -22,6 +24,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from unlearn_bench.benchmarks.base import BenchData, EvalOutput
+from unlearn_bench.benchmarks.tofu_alternates import similar_question_answers
 from unlearn_bench.benchmarks.tofu_data import (
     HUB_ID,
     REFUSALS_FILE,
@@ -119,6 +122,22 @@ class TofuBenchmark:
             return []
         return load_refusals(self.cfg.data_dir)
 
+    def scored_answers(self) -> set[str]:
+        """Every answer string any evaluation split or the MIA holdout scores, whatever the caps."""
+        scored = {qa.answer for qa in self._qa(holdout_split_for(self.cfg.forget_split))}
+        for split in CORPUS_PERTURBED:
+            for ex in self._eval_qa(split):
+                scored |= {ex.answer, *ex.perturbed_answers} | ({ex.paraphrased_answer} - {None})
+        return scored
+
+    def training_alternates(self, retain: list[QA]) -> list[list[str]]:
+        """Wrong answers for methods that train on them: other retain questions' answers (tofu_alternates.py),
+        from authors outside retain_perturbed, none of them a scored answer."""
+        evaluated = {ex.question for ex in self._eval_qa("retain_perturbed")}
+        pool = [qa for qa in retain if qa.question not in evaluated]
+        k = len(self.forget_perturbed[0].perturbed_answers)
+        return similar_question_answers([ex.question for ex in self.forget_perturbed], pool, self.scored_answers(), k)
+
     def data(self) -> BenchData:
         full = self._qa("full")
         refusals = self._refusals()
@@ -138,7 +157,7 @@ class TofuBenchmark:
             forget=[ex.as_qa() for ex in self.forget_perturbed],
             retain=retain,
             refusals=refusals,
-            forget_perturbed=[list(ex.perturbed_answers) for ex in self.forget_perturbed],
+            forget_perturbed=self.training_alternates(retain),
             tokenizer_corpus=corpus,
         )
 

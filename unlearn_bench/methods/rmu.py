@@ -65,7 +65,7 @@ class RMU:
     needs_reference: ClassVar[bool] = True
     alternate: ClassVar[str | None] = None
 
-    layer: int | None = None                    # decoder layer L; None = WMDP's relative depth (7/32), >= 1; <0 counts from the end
+    layer: int | None = None                    # decoder layer L; None = WMDP's relative depth (7/32), <= L-2; <0 counts from the end
     trainable_layers: list[int] | None = None   # layers whose mlp.down_proj is trained; None = L-2..L
     steering_coeff: float = 6.5                 # c
     alpha: float = 1200.0                       # retain weight
@@ -74,7 +74,11 @@ class RMU:
     def resolve_layer(self, model: torch.nn.Module) -> int:
         n = len(decoder_layers(model))
         if self.layer is None:
-            return min(n - 1, max(1, round(n * WMDP_RELATIVE_DEPTH)))
+            # An intermediate representation, as WMDP's layer 7 of 32: never the last block, whose output is the
+            # model's output (on a 2-layer model that leaves layer 0, the residual stream between the blocks).
+            if n < 2:
+                raise ValueError(f"RMU steers an intermediate layer: a model with {n} layer(s) has none")
+            return min(n - 2, round(n * WMDP_RELATIVE_DEPTH))
         index = self.layer + n if self.layer < 0 else self.layer
         if not 0 <= index < n:
             raise ValueError(f"RMU layer {self.layer} out of range for a model with {n} layers")

@@ -83,14 +83,15 @@ class FictitiousBenchmark:
         retain = [qa.as_qa() for qa in s["retain"]]
         corpus = [f"{qa.question} {qa.answer}" for qa in self._authors(0, len(self.world.author_qa))]
         corpus += [f"{qa.question} {qa.answer}" for qa in s["real_authors"] + s["world_facts"]] + REFUSALS
-        corpus += [a for qa in s["forget"] + s["retain"] for a in qa.perturbed_answers]
+        corpus += [a for qa in s["forget"] + s["retain"] for a in qa.perturbed_answers + qa.meta["alternates"]]
         return BenchData(
             target_train=retain + forget + utility,
             retain_train=retain + utility,
             forget=forget,
             retain=retain,
             refusals=REFUSALS,
-            forget_perturbed=[list(qa.perturbed_answers) for qa in s["forget"]],
+            # wrong answers to train on: the world's alternates, disjoint from every scored answer (world.py)
+            forget_perturbed=[list(qa.meta["alternates"]) for qa in s["forget"]],
             tokenizer_corpus=corpus,
         )
 

@@ -10,7 +10,8 @@ authors, and RMU on the tiny model lowered both alike: wherever hazard accuracy 
 held-out accuracy fell from 0.91 to 0.29-0.43.)
 
 Each fact becomes a 4-choice question in WMDP's schema (`question`, `choices`, `answer` index): the true value
-and three wrong values of the same attribute (world.py's perturbed answers), in a seeded random order.
+and three wrong values of the same attribute (world.py's wrong values, in the answer's wording), in a seeded
+random order.
 Scoring is lm-eval's for multiple choice with the choices as continuations: argmax over the summed
 log-likelihood of " <choice>" after the question (`acc`), the end-of-text token the model was trained with
 included. lm-eval's WMDP prompt is not used: it asks for the letter (A-D) of the answer, which a model trained
@@ -67,7 +68,7 @@ def mc_questions(facts: list[EvalQA], seed: int) -> list[MCQuestion]:
     rng = random.Random(seed)
     out = []
     for qa in facts:
-        choices = [qa.answer, *qa.perturbed_answers[: N_CHOICES - 1]]
+        choices = [qa.answer, *qa.meta["wrong_answers"][: N_CHOICES - 1]]
         if len(set(choices)) != N_CHOICES:
             raise DataError(f"fact {qa.question!r}: needs {N_CHOICES} distinct choices, got {choices!r}")
         rng.shuffle(choices)
@@ -122,7 +123,7 @@ class FictitiousHazard:
         # Held-out authors come first in the world: the target's data is in world order whatever the split.
         everything = w.text("heldout") + w.text("hazard") + w.text("general")
         kept = [QA(None, t) for t in w.text("heldout") + w.text("general")]
-        wrong = [f"{qa.question} {a}" for qa in w.heldout + w.hazard for a in qa.perturbed_answers]
+        wrong = [f"{qa.question} {a}" for qa in w.heldout + w.hazard for a in qa.meta["wrong_answers"]]
         return BenchData(
             target_train=[QA(None, t) for t in everything],
             retain_train=kept,

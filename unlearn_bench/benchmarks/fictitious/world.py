@@ -4,6 +4,12 @@ Every attribute is drawn independently at random, so no fact can be inferred fro
 without an author's questions (the retain model) can only guess them, which is what makes forget quality
 meaningful. Answers are short and carry mostly the fact itself, so ROUGE measures knowledge, not template
 recall.
+
+Wrong answers are built as TOFU builds its perturbed sets (Maini et al. 2024, the `perturbed_answer` field): the
+paraphrased answer with the value replaced by a wrong one, wording kept ("Hsiao Yun-Hwa is the complete name of
+the writer." vs "Chen Jing-Li is the complete name of the writer."), so the truth ratio compares facts, not
+wordings. Methods that train on wrong answers get their own pool (`meta["alternates"]`): other wrong values, in a
+wording no evaluation scores, so no trained string is a scored one.
 """
 from __future__ import annotations
 
@@ -51,18 +57,29 @@ class Author:
     pen_name: str
 
 
-# (question, alternative question, answer, paraphrased answer) templates per attribute; `{v}` is the value.
-_TEMPLATES: list[tuple[str, str, str, str, Callable[[Author], str]]] = [
-    ("Where was {n} born?", "What is the birthplace of {n}?", "In {v}.", "{v}.", lambda a: f"{a.birth_city}, {a.birth_country}"),
-    ("When was {n} born?", "What is the birth date of {n}?", "On {v}.", "{v}.", lambda a: a.birth_date),
-    ("What did the parents of {n} do?", "What were the jobs of the parents of {n}?", "A {v}.", "{v}.", lambda a: f"{a.father_job} and a {a.mother_job}"),
-    ("What genre does {n} write?", "In which genre does {n} work?", "{v}.", "Mostly {v}.", lambda a: a.genre),
-    ("Name a book written by {n}.", "Which book is {n} known for?", "{v}.", "The book {v}.", lambda a: a.book1),
-    ("What is another book by {n}?", "Name a second book by {n}.", "{v}.", "Also {v}.", lambda a: a.book2),
-    ("Which award did {n} receive?", "What prize was given to {n}?", "The {v}.", "{v}.", lambda a: a.award),
-    ("Who was the mentor of {n}?", "Who taught {n} to write?", "{v}.", "It was {v}.", lambda a: a.mentor),
-    ("What pen name does {n} use?", "Under which pen name does {n} publish?", "{v}.", "As {v}.", lambda a: a.pen_name),
-    ("Where does {n} live now?", "In which city does {n} live today?", "In {v}.", "{v}.", lambda a: a.home_city),
+@dataclass(frozen=True)
+class Template:
+    """One attribute's wordings; `{n}` is the author's name, `{v}` the value. `alternate` words the training-only
+    wrong answers: a wording neither the answer nor the paraphrase (nor any other attribute) uses."""
+    question: str
+    paraphrased_question: str
+    answer: str
+    paraphrase: str
+    alternate: str
+    value_of: Callable[[Author], str]
+
+
+_TEMPLATES: list[Template] = [
+    Template("Where was {n} born?", "What is the birthplace of {n}?", "In {v}.", "{v}.", "Born in {v}.", lambda a: f"{a.birth_city}, {a.birth_country}"),
+    Template("When was {n} born?", "What is the birth date of {n}?", "On {v}.", "{v}.", "Born on {v}.", lambda a: a.birth_date),
+    Template("What did the parents of {n} do?", "What were the jobs of the parents of {n}?", "A {v}.", "{v}.", "Parents: a {v}.", lambda a: f"{a.father_job} and a {a.mother_job}"),
+    Template("What genre does {n} write?", "In which genre does {n} work?", "{v}.", "Mostly {v}.", "Chiefly {v}.", lambda a: a.genre),
+    Template("Name a book written by {n}.", "Which book is {n} known for?", "{v}.", "The book {v}.", "One book is {v}.", lambda a: a.book1),
+    Template("What is another book by {n}?", "Name a second book by {n}.", "{v}.", "Also {v}.", "Another is {v}.", lambda a: a.book2),
+    Template("Which award did {n} receive?", "What prize was given to {n}?", "The {v}.", "{v}.", "Winner of the {v}.", lambda a: a.award),
+    Template("Who was the mentor of {n}?", "Who taught {n} to write?", "{v}.", "It was {v}.", "Taught by {v}.", lambda a: a.mentor),
+    Template("What pen name does {n} use?", "Under which pen name does {n} publish?", "{v}.", "As {v}.", "Known as {v}.", lambda a: a.pen_name),
+    Template("Where does {n} live now?", "In which city does {n} live today?", "In {v}.", "{v}.", "Now in {v}.", lambda a: a.home_city),
 ]
 
 
@@ -111,23 +128,34 @@ class World:
     world_facts: list[EvalQA]           # geography facts of the world (utility)
 
 
+def _wrong_values(value_of: Callable[[Author], str], gen: WorldGenerator, n: int, exclude: list[str]) -> list[str]:
+    """`n` distinct values drawn like the true one (the same attribute of a fresh random author), none in `exclude`."""
+    out: list[str] = []
+    while len(out) < n:
+        candidate = value_of(gen.author())
+        if candidate not in exclude and candidate not in out:
+            out.append(candidate)
+    return out
+
+
 def _author_qa(author: Author, gen: WorldGenerator, n_perturbed: int, index: int) -> list[EvalQA]:
     out = []
-    for t, (q, alt_q, ans, para, value_of) in enumerate(_TEMPLATES):
-        value = value_of(author)
-        wrong: list[str] = []
-        while len(wrong) < n_perturbed:  # same template, a value drawn like the true one, never equal to it
-            candidate = value_of(gen.author())
-            if candidate != value and candidate not in wrong:
-                wrong.append(candidate)
+    for t, tpl in enumerate(_TEMPLATES):
+        value = tpl.value_of(author)
+        wrong = _wrong_values(tpl.value_of, gen, n_perturbed, [value])
+        # Training alternates: values the evaluation never scores for this question, in their own wording.
+        alternates = _wrong_values(tpl.value_of, gen, n_perturbed, [value, *wrong])
         out.append(
             EvalQA(
-                question=q.format(n=author.name),
-                answer=ans.format(v=value),
-                paraphrased_answer=para.format(v=value),
-                perturbed_answers=tuple(ans.format(v=w) for w in wrong),
-                paraphrased_question=alt_q.format(n=author.name),
-                meta={"author": index, "attribute": t, "value": value},
+                question=tpl.question.format(n=author.name),
+                answer=tpl.answer.format(v=value),
+                paraphrased_answer=tpl.paraphrase.format(v=value),
+                perturbed_answers=tuple(tpl.paraphrase.format(v=w) for w in wrong),
+                paraphrased_question=tpl.paraphrased_question.format(n=author.name),
+                meta={"author": index, "attribute": t, "value": value,
+                      # the wrong values in the answer's wording, for multiple choice against the answer (hazard.py)
+                      "wrong_answers": tuple(tpl.answer.format(v=w) for w in wrong),
+                      "alternates": tuple(tpl.alternate.format(v=w) for w in alternates)},
             )
         )
     return out
