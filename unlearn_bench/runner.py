@@ -21,7 +21,7 @@ from unlearn_bench.benchmarks.registry import build_benchmark
 from unlearn_bench.cache import cached_stage, config_hash
 from unlearn_bench.data.collate import PromptFormat
 from unlearn_bench.device import make_accelerator, seed_everything
-from unlearn_bench.diagnostics import check_names, run_diagnostics
+from unlearn_bench.diagnostics import check_settings, run_diagnostics
 from unlearn_bench.evaluation.lm import eval_lm
 from unlearn_bench.methods.registry import method_class
 from unlearn_bench.models import loading
@@ -81,11 +81,12 @@ def run(cfg: DictConfig) -> RunRecord:
         return done
     seed_everything(cfg.seed)
     method = build_method(cfg.method)  # fail on bad method settings before any training
-    check_names(cfg.eval.diagnostics)
+    accelerator = make_accelerator(cpu=cfg.cpu)
+    check_settings(cfg.eval, accelerator.device.type == "cuda")
     bench = build_benchmark(cfg.bench)
     data = bench.data()
     stages.check_data(data)
-    ctx = Context(cfg, bench, data, PromptFormat(cfg.model.prompt_format), make_accelerator(cpu=cfg.cpu))
+    ctx = Context(cfg, bench, data, PromptFormat(cfg.model.prompt_format), accelerator)
 
     tokenizer = loading.base_tokenizer(cfg.model, data.tokenizer_corpus)
     target_dir = finetuned_model(ctx, "target", data.target_train, tokenizer)
@@ -110,7 +111,9 @@ def run(cfg: DictConfig) -> RunRecord:
     if unlearned_eval is not None and cfg.eval.diagnostics:
         rows += run_diagnostics(ctx, ctx.accelerator.unwrap_model(model), tokenizer, run_id, lambda: build_method(cfg.method),
                                 {"unlearned": unlearned_eval, "finetuned": target_eval, "retain": retain_eval},
-                                {"finetuned": target_dir, "retain": retain_dir})
+                                {"finetuned": target_dir, "retain": retain_dir},
+                                {"finetuned": model_identity(ctx, "target", target_dir),
+                                 "retain": model_identity(ctx, "retain", retain_dir)})
     record = RunRecord(status=result.status, run_id=run_id, config_hash=run_id, error=result.message or None,
                        seconds=round(time.time() - start, 1))
     write_run(run_dir, cfg, record, rows, unlearned_eval, result.history)

@@ -7,7 +7,7 @@ import json
 import logging
 from dataclasses import asdict, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 import torch
 from accelerate import Accelerator
@@ -34,8 +34,10 @@ def n_batches(n: int, batch_size: int) -> int:
 
 
 def finetune(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, examples: list[QA], fmt: PromptFormat,
-             cfg: Any, max_length: int, seed: int, accelerator: Accelerator, desc: str) -> TrainResult:
-    """Causal-LM fine-tuning on answer tokens (the target on everything, the retain model without the forget set)."""
+             cfg: Any, max_length: int, seed: int, accelerator: Accelerator, desc: str,
+             parameters: Iterable[torch.nn.Parameter] | None = None) -> TrainResult:
+    """Causal-LM fine-tuning on answer tokens (the target on everything, the retain model without the forget set);
+    `parameters`: the ones trained (default: all)."""
     settings = optim_settings(cfg)
     return train(
         model,
@@ -44,6 +46,7 @@ def finetune(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, example
         n_batches(len(examples), settings.batch_size),
         settings,
         accelerator,
+        parameters=parameters,
         desc=desc,
     )
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from unlearn_bench import stages
 from unlearn_bench.benchmarks.base import Metric
-from unlearn_bench.diagnostics.common import DiagInputs, DiagResult
+from unlearn_bench.diagnostics.common import DiagInputs
 from unlearn_bench.models import loading
 
 log = logging.getLogger(__name__)
@@ -51,10 +51,10 @@ def metric_name(m: Metric) -> str:
     return m.metric if m.split == "summary" else f"{m.split}_{m.metric}"
 
 
-def run(inputs: DiagInputs, cfg: SequentialConfig) -> DiagResult:
+def run(inputs: DiagInputs, cfg: SequentialConfig) -> list[Metric]:
     run_cfg, data = inputs.cfg, inputs.data
     model = loading.load_saved(inputs.model_dirs["finetuned"], run_cfg.model)
-    out = DiagResult()
+    out: list[Metric] = []
     for k, idx in enumerate(requests(inputs, cfg), start=1):
         request = dataclasses.replace(
             data, forget=[data.forget[i] for i in idx],
@@ -71,6 +71,6 @@ def run(inputs: DiagInputs, cfg: SequentialConfig) -> DiagResult:
         missing = [name for name in cfg.metrics if name not in found]
         if missing:
             raise ValueError(f"eval.diag.sequential.metrics: {missing} not among the bench's metrics {sorted(found)}")
-        out.metrics += [Metric(f"diag/sequential/request_{k}", name, found[name].value, found[name].higher_is_better)
+        out += [Metric(f"diag/sequential/request_{k}", name, found[name].value, found[name].higher_is_better)
                         for name in cfg.metrics]
     return out
