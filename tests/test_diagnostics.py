@@ -411,3 +411,24 @@ def test_smoke_run_writes_attack_rows_controls_and_verdicts(compose_cfg, tmp_pat
     notes = [r["note"] for r in rows if r["split"] == "diagnostics"]
     assert len(notes) == 3 and all(n.startswith("uncalibrated: undefined (none:") for n in notes)
     assert "diagnostics uncalibrated: control:retain got" in caplog.text
+
+
+# report -----------------------------------------------------------------------------------------------------
+
+def test_report_shows_each_seeds_verdict_and_plots_shares_with_intervals():
+    import pandas as pd
+
+    from unlearn_bench.plots import share_figure
+    from unlearn_bench.report import format_verdicts
+
+    same = pd.DataFrame({"seed": [0, 1], "note": ["removed (relearn 0.10 [0.00, 0.20])"] * 2})
+    assert format_verdicts(same) == "removed (relearn 0.10 [0.00, 0.20])"
+    mixed = pd.DataFrame({"seed": [1, 0, 0], "note": ["suppressed (x)", "removed (y)", "removed (y)"]})
+    assert format_verdicts(mixed) == "seed 0: removed (y); seed 1: suppressed (x)"  # labels never averaged
+    rows = pd.DataFrame([{"method": m, "split": f"diag/{a}", "metric": k, "value": v}
+                         for m in ("ga", "npo") for a in ("none", "relearn")
+                         for k, v in (("knowledge_share", 0.3), ("ci_low", 0.1), ("ci_high", 0.5), ("retain", 0.2))])
+    fig = share_figure(rows)
+    heights = sorted(round(p.get_height(), 6) for p in fig.axes[0].patches)
+    assert heights == [0.3] * 4
+    assert share_figure(rows[rows["metric"] == "retain"]) is None
