@@ -16,7 +16,7 @@ from unlearn_bench.benchmarks.fictitious.adapter import FictitiousBenchmark, Fic
 from unlearn_bench.data.collate import PromptFormat
 from unlearn_bench.data.records import EvalQA
 from unlearn_bench.diagnostics import check_names
-from unlearn_bench.diagnostics.controls import generation_filter
+from unlearn_bench.diagnostics.controls import banned_tokens, suppression
 from unlearn_bench.diagnostics.groups import disjoint_split, forget_groups
 from unlearn_bench.diagnostics.partial import split_answer
 from unlearn_bench.diagnostics.probe import choose_attribute, labelled_questions, per_example, probe_correct, question_features
@@ -316,23 +316,19 @@ def test_probe_picks_an_attribute_with_shared_values_and_features_have_model_wid
 
 # the suppression control --------------------------------------------------------------------------------------
 
-def test_generation_filter_bans_the_forget_answers_tokens_in_generation_only(tiny_lm):
+def test_suppression_control_bans_the_forget_answers_tokens(tiny_lm):
     model, tokenizer = tiny_lm
-    model = copy.deepcopy(model)
     fmt = PromptFormat("plain")
     examples = [EvalQA("what is item 3?", "item 3 is a cat."), EvalQA("what is item 4?", "item 4 is a dog.")]
-    filt = generation_filter(examples, tokenizer, fmt, 64)
-    answer_ids = set(tokenizer(" item 3 is a cat.", add_special_tokens=False)["input_ids"])
-    assert answer_ids <= set(filt.banned) and tokenizer.eos_token_id not in filt.banned
-    lm = LM(model, tokenizer, fmt, max_length=64, batch_size=4)
-    losses = lm.answer_losses([e.as_qa() for e in examples])
-    filt.apply(model)
-    with torch.no_grad():
-        ids = torch.tensor([fmt.prompt_ids("what is item 3?", tokenizer)])
-        out = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=12, do_sample=False,
-                             pad_token_id=lm.pad_id)
-    assert not set(out[0, ids.shape[1]:].tolist()) & set(filt.banned)
-    assert lm.answer_losses([e.as_qa() for e in examples]) == pytest.approx(losses)  # scoring untouched
+    banned = banned_tokens(examples, tokenizer, fmt, 64)
+    assert set(tokenizer(" item 3 is a cat.", add_special_tokens=False)["input_ids"]) <= set(banned)
+    assert tokenizer.eos_token_id not in banned
+    bare = LM(model, tokenizer, fmt, max_length=64, batch_size=4)
+    wrapped = LM(model, tokenizer, fmt, max_length=64, batch_size=4, wrapper=suppression(banned))
+    generated = wrapped.generate(["what is item 3?", "what is item 4?"], max_new_tokens=10)
+    assert all(not set(tokenizer(g, add_special_tokens=False)["input_ids"]) & set(banned) for g in generated if g)
+    assert all(math.isfinite(x) for x in bare.answer_losses([e.as_qa() for e in examples]))
+    assert wrapped.answer_losses([e.as_qa() for e in examples]) == [math.inf, math.inf]  # probability 0 behind the filter
 
 
 # config checks --------------------------------------------------------------------------------------------------

@@ -23,6 +23,7 @@ from unlearn_bench.data.collate import PromptFormat
 from unlearn_bench.device import make_accelerator, seed_everything
 from unlearn_bench.diagnostics import check_settings, run_diagnostics
 from unlearn_bench.evaluation.lm import eval_lm
+from unlearn_bench.evaluation.wrapper import InferenceWrapper
 from unlearn_bench.methods.registry import method_class
 from unlearn_bench.models import loading
 from unlearn_bench.results import MetricRow
@@ -104,16 +105,18 @@ def run(cfg: DictConfig) -> RunRecord:
     tokenizer = loading.load_tokenizer(target_dir, cfg.model)
     seed_everything(cfg.seed)
     result = stages.unlearn(model, tokenizer, method, cfg.method, ctx.data, ctx.fmt, cfg.model.max_length, cfg.seed, ctx.accelerator)
-    unlearned_eval = None
+    unlearned_eval, wrapper = None, None
     if result.status == "ok":
-        unlearned_eval = evaluate_model(ctx, ctx.accelerator.unwrap_model(model), tokenizer, retain_eval.reference_data)
+        model = ctx.accelerator.unwrap_model(model)
+        wrapper = stages.inference_wrapper(method, model, tokenizer)
+        unlearned_eval = evaluate_model(ctx, model, tokenizer, retain_eval.reference_data, wrapper)
     rows = metric_rows(cfg, run_id, {"finetuned": target_eval, "retain": retain_eval}, unlearned_eval, result.status)
     if unlearned_eval is not None and cfg.eval.diagnostics:
-        rows += run_diagnostics(ctx, ctx.accelerator.unwrap_model(model), tokenizer, run_id, lambda: build_method(cfg.method),
+        rows += run_diagnostics(ctx, model, tokenizer, run_id, lambda: build_method(cfg.method),
                                 {"unlearned": unlearned_eval, "finetuned": target_eval, "retain": retain_eval},
                                 {"finetuned": target_dir, "retain": retain_dir},
                                 {"finetuned": model_identity(ctx, "target", target_dir),
-                                 "retain": model_identity(ctx, "retain", retain_dir)})
+                                 "retain": model_identity(ctx, "retain", retain_dir)}, wrapper)
     record = RunRecord(status=result.status, run_id=run_id, config_hash=run_id, error=result.message or None,
                        seconds=round(time.time() - start, 1))
     write_run(run_dir, cfg, record, rows, unlearned_eval, result.history)
@@ -178,11 +181,14 @@ def generated_forget_corpus(ctx: Context, target_dir: str, generation: dict[str,
     return json.loads((path / "forget_corpus.json").read_text())
 
 
-def evaluate_model(ctx: Context, model: Any, tokenizer: Any, reference: dict[str, Any] | None) -> EvalOutput:
-    """The benchmark's metrics plus the lm-eval utility rows of `eval.utility` (none when its task list is empty)."""
+def evaluate_model(ctx: Context, model: Any, tokenizer: Any, reference: dict[str, Any] | None,
+                   wrapper: InferenceWrapper | None = None) -> EvalOutput:
+    """The benchmark's metrics plus the lm-eval utility rows of `eval.utility` (none when its task list is empty),
+    both through an inference-time method's `wrapper` when there is one."""
     cfg = ctx.cfg
-    out = stages.evaluate(ctx.bench, model, tokenizer, ctx.fmt, cfg.model.max_length, cfg.eval.batch_size, reference)
-    out.metrics += utility_metrics(model, tokenizer, cfg.eval)
+    out = stages.evaluate(ctx.bench, model, tokenizer, ctx.fmt, cfg.model.max_length, cfg.eval.batch_size, reference,
+                          wrapper)
+    out.metrics += utility_metrics(model, tokenizer, cfg.eval, wrapper)
     return out
 
 

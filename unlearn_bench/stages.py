@@ -18,7 +18,8 @@ from unlearn_bench.data.batching import finetune_epochs, unlearn_epochs
 from unlearn_bench.data.collate import PromptFormat
 from unlearn_bench.data.records import QA
 from unlearn_bench.evaluation.lm import eval_lm
-from unlearn_bench.methods.base import LossOutput, batch_nll
+from unlearn_bench.evaluation.wrapper import InferenceWrapper
+from unlearn_bench.methods.base import LossOutput, batch_nll, is_inference_time
 from unlearn_bench.training import OptimFields, OptimSettings, TrainResult, train
 
 log = logging.getLogger(__name__)
@@ -53,7 +54,13 @@ def finetune(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, example
 
 def unlearn(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, method: Any, method_cfg: Any, data: BenchData,
             fmt: PromptFormat, max_length: int, seed: int, accelerator: Accelerator) -> TrainResult:
-    """Run `method` on the forget/retain sets; the frozen reference is built only if the method asks."""
+    """Run `method` on the forget/retain sets; the frozen reference is built only if the method asks. An
+    inference-time method is fitted instead (its index, context pool or assistant): zero steps on `model`."""
+    settings = optim_settings(method_cfg)
+    if is_inference_time(method):
+        method.fit(model, tokenizer, data, fmt=fmt, max_length=max_length, seed=seed, accelerator=accelerator,
+                   settings=settings)
+        return TrainResult("ok", 0)
     reference = None
     if method.needs_reference:
         reference = copy.deepcopy(model).eval().requires_grad_(False).to(accelerator.device)
@@ -66,7 +73,6 @@ def unlearn(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, method: 
         if len(data.forget_perturbed) != len(data.forget):
             raise ValueError(f"method '{method_cfg.name}' needs perturbed answers for every forget item")
         alternates = data.forget_perturbed
-    settings = optim_settings(method_cfg)
     model.to(accelerator.device)
     if hasattr(method, "setup"):
         method.setup(model, reference)
@@ -89,9 +95,15 @@ def unlearn(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, method: 
     return result
 
 
+def inference_wrapper(method: Any, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> InferenceWrapper | None:
+    """The wrapper every evaluation of an inference-time method goes through; None for fine-tuning methods."""
+    return method.wrapper(model, tokenizer) if is_inference_time(method) else None
+
+
 def evaluate(bench: Benchmark, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, fmt: PromptFormat,
-             max_length: int, batch_size: int, reference: dict[str, Any] | None) -> EvalOutput:
-    return bench.evaluate(eval_lm(model, tokenizer, fmt, max_length, batch_size), reference)
+             max_length: int, batch_size: int, reference: dict[str, Any] | None,
+             wrapper: InferenceWrapper | None = None) -> EvalOutput:
+    return bench.evaluate(eval_lm(model, tokenizer, fmt, max_length, batch_size, wrapper), reference)
 
 
 def save_eval(out: EvalOutput, path: Path) -> None:

@@ -134,7 +134,8 @@ class WmdpBenchmark:
 
     def evaluate(self, lm: LM, reference: dict[str, Any] | None) -> EvalOutput:
         rows = evaluate_tasks(lm.model, lm.tokenizer, self.cfg.eval_tasks + self.cfg.utility_tasks,
-                              data_dir=self.cfg.data_dir, batch_size=lm.batch_size, limit=self.cfg.eval_limit)
+                              data_dir=self.cfg.data_dir, batch_size=lm.batch_size, limit=self.cfg.eval_limit,
+                              wrapper=lm.wrapper)
         metrics = [
             Metric("wmdp", f"{r['task']}/{r['metric']}", r["value"], False) if r["task"].startswith("wmdp")
             else Metric("mmlu", f"{r['task']}/{r['metric']}", r["value"], True)

@@ -40,6 +40,7 @@ from unlearn_bench.diagnostics import (controls, partial, probe, quantize, relea
 from unlearn_bench.diagnostics.common import Attack, DiagInputs, no_attack
 from unlearn_bench.diagnostics.share import ROLES, Share, bootstrap_share
 from unlearn_bench.diagnostics.verdict import Verdict, decide
+from unlearn_bench.evaluation.wrapper import InferenceWrapper
 from unlearn_bench.models import loading
 from unlearn_bench.results import MetricRow
 
@@ -109,6 +110,7 @@ class Subject:
     load: Callable[[], Any]
     evaluation: EvalOutput | None = None
     cache_key: Any = None
+    wrapper: InferenceWrapper | None = None  # what it is deployed behind (an inference-time method, a control)
 
 
 def score_subject(inputs: DiagInputs, attacks: Sequence[Attack], subject: Subject) -> dict[str, np.ndarray]:
@@ -128,7 +130,7 @@ def score_subject(inputs: DiagInputs, attacks: Sequence[Attack], subject: Subjec
                 model = subject.load()
             start = time.time()
             seed_everything(inputs.seed)
-            scores = np.asarray(attack.score(model), dtype=float)
+            scores = np.asarray(attack.score(model, None if attack.white_box else subject.wrapper), dtype=float)
             log.info("diagnostic %s on %s: %.1fs", attack.name, subject.name, time.time() - start)
             return scores
 
@@ -190,12 +192,12 @@ def case_rows(c: Case, row: Callable[..., MetricRow]) -> list[MetricRow]:
 
 def run_diagnostics(ctx: Any, model: Any, tokenizer: Any, run_id: str, new_method: Callable[[], Any],
                     evals: Mapping[str, EvalOutput], model_dirs: Mapping[str, Path],
-                    model_keys: Mapping[str, Any]) -> list[MetricRow]:
+                    model_keys: Mapping[str, Any], wrapper: InferenceWrapper | None = None) -> list[MetricRow]:
     """Rows of every diagnostic in `ctx.cfg.eval.diagnostics`, the verdict row, and the controls' rows.
 
     ctx: the runner's Context (cfg, bench, data, fmt, accelerator); evals: unlearned/finetuned/retain
     evaluations; model_dirs / model_keys: saved finetuned/retain models and their cache identities;
-    new_method: a fresh method object per call."""
+    new_method: a fresh method object per call; wrapper: an inference-time method's wrapper over `model`."""
     cfg = ctx.cfg
     names = list(cfg.eval.diagnostics)
     check_names(names)
@@ -219,12 +221,13 @@ def run_diagnostics(ctx: Any, model: Any, tokenizer: Any, run_id: str, new_metho
                  for m in sequential.run(inputs, settings.sequential)]
         log.info("diagnostic sequential done in %.1fs", time.time() - start)
     if attack_names:
-        cases = attack_cases(inputs, model, attack_names, model_keys)
+        cases = attack_cases(inputs, Subject("unlearned", lambda: model, evals["unlearned"], wrapper=wrapper),
+                             attack_names, model_keys)
         rows += [r for case in cases for r in case_rows(case, row)]
     return rows
 
 
-def attack_cases(inputs: DiagInputs, model: Any, attack_names: Sequence[str], model_keys: Mapping[str, Any]) -> list[Case]:
+def attack_cases(inputs: DiagInputs, unlearned: Subject, attack_names: Sequence[str], model_keys: Mapping[str, Any]) -> list[Case]:
     """The run's method and each control through every attack; verdicts marked `uncalibrated` where a control
     got the wrong one."""
     cfg, settings = inputs.cfg, inputs.settings
@@ -236,15 +239,15 @@ def attack_cases(inputs: DiagInputs, model: Any, attack_names: Sequence[str], mo
 
     references = {role: score_subject(inputs, attacks, Subject(role, saved(role), inputs.evals[role], model_keys[role]))
                   for role in ("finetuned", "retain")}
-    unlearned = score_subject(inputs, attacks, Subject("unlearned", lambda: model, inputs.evals["unlearned"]))
-    cases = [case(inputs, cfg.method.name, cfg.method.intent, attacks, {**references, "unlearned": unlearned})]
+    cases = [case(inputs, cfg.method.name, cfg.method.intent, attacks,
+                  {**references, "unlearned": score_subject(inputs, attacks, unlearned)})]
     for name in settings.controls:
         if name == "retain":
             scores = references["retain"]
         else:
-            filt = controls.generation_filter(inputs.forget_examples, inputs.tokenizer, inputs.fmt, cfg.model.max_length)
-            subject = Subject(controls.PREFIX + name, lambda: filt.apply(saved("finetuned")()), None,
-                              {"finetuned": model_keys["finetuned"], "filter": list(filt.banned)})
+            banned = controls.banned_tokens(inputs.forget_examples, inputs.tokenizer, inputs.fmt, cfg.model.max_length)
+            subject = Subject(controls.PREFIX + name, saved("finetuned"), None,
+                              {"finetuned": model_keys["finetuned"], "banned": banned}, controls.suppression(banned))
             scores = score_subject(inputs, attacks, subject)
         cases.append(case(inputs, controls.PREFIX + name, "control", attacks, {**references, "unlearned": scores},
                           expected=controls.EXPECTED[name]))

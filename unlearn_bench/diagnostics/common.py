@@ -3,6 +3,11 @@
 An attack is a function model -> per-example forget scores (higher = more knowledge shown), over a fixed set
 of forget examples (`Attack.index`); the diagnose stage applies each one identically to the unlearned model,
 the fine-tuned target and the retain model (`diagnostics.share` turns the three means into a knowledge share).
+
+A model behind an inference-time wrapper (`evaluation.wrapper`: an inference-time method, the suppression
+control) is attacked as deployed by black-box attacks (prompts and sampling go through the wrapper), while
+white-box attacks (`Attack.white_box`: relearning, quantization, the probe, the soft prompt) hold the weights,
+and whoever holds the weights runs them without the wrapper.
 """
 from __future__ import annotations
 
@@ -19,20 +24,22 @@ from unlearn_bench.benchmarks.base import EvalOutput
 from unlearn_bench.data.records import EvalQA
 from unlearn_bench.diagnostics.groups import disjoint_split, forget_groups
 from unlearn_bench.evaluation.lm import LM, eval_lm
+from unlearn_bench.evaluation.wrapper import InferenceWrapper
 from unlearn_bench.metrics.rouge import rouge_recall
 
-Scorer = Callable[[PreTrainedModel], np.ndarray]
+Scorer = Callable[[PreTrainedModel, "InferenceWrapper | None"], np.ndarray]  # (weights, wrapper) -> scores
 
 
 @dataclass(frozen=True)
 class Attack:
-    """One attack: `score(model)` gives one value per example of `index` (into the eval forget split)."""
+    """One attack: `score(model, wrapper)` gives one value per example of `index` (into the eval forget split)."""
 
     name: str                 # row split diag/<name>; "none" is the attack-free baseline
     metric: str               # what a score is, e.g. "rougeL_recall"
     index: list[int]
     score: Scorer
     settings: Any = None      # what, besides the model and the run's data, determines the scores (cache key)
+    white_box: bool = False   # needs the weights: scored without the model's inference-time wrapper
     # The scores read off a model's existing evaluation, where the attack is the bench's own (no attack).
     from_evaluation: Callable[[EvalOutput], np.ndarray] | None = None
 
@@ -52,8 +59,8 @@ class DiagInputs:
     model_dirs: Mapping[str, Path]            # finetuned / retain -> saved model
     new_method: Callable[[], Any]             # a fresh method object (sequential unlearning)
 
-    def lm(self, model: PreTrainedModel) -> LM:
-        return eval_lm(model, self.tokenizer, self.fmt, self.cfg.model.max_length, self.cfg.eval.batch_size)
+    def lm(self, model: PreTrainedModel, wrapper: InferenceWrapper | None = None) -> LM:
+        return eval_lm(model, self.tokenizer, self.fmt, self.cfg.model.max_length, self.cfg.eval.batch_size, wrapper)
 
     @property
     def max_new_tokens(self) -> int:
@@ -95,20 +102,20 @@ def forget_rouge(evaluation: EvalOutput) -> np.ndarray:
 
 
 def rouge_attack(inputs: DiagInputs, name: str, index: list[int], prompts: Sequence[str], settings: Any = None, *,
-                 references: Sequence[str] | None = None, transform: Callable[[PreTrainedModel], PreTrainedModel | None] = lambda m: m,
+                 references: Sequence[str] | None = None, transform: Callable[[PreTrainedModel], PreTrainedModel | None] | None = None,
                  raw: bool = False) -> Attack:
     """An attack scored by greedy ROUGE-L recall: `prompts` (one per example of `index`) asked of
-    `transform(model)` (the model attacked; None when the attack failed, which leaves the scores NaN),
-    against the examples' answers or `references`."""
+    `transform(model)` (the weights attacked, which makes the attack white-box; None when the attack failed,
+    which leaves the scores NaN), against the examples' answers or `references`."""
     answers = list(references) if references is not None else [inputs.forget_examples[i].answer for i in index]
 
-    def score(model: PreTrainedModel) -> np.ndarray:
-        attacked = transform(model)
+    def score(model: PreTrainedModel, wrapper: InferenceWrapper | None) -> np.ndarray:
+        attacked = transform(model) if transform is not None else model
         if attacked is None:
             return np.full(len(index), np.nan)
-        return greedy_rouge(inputs.lm(attacked), prompts, answers, inputs.max_new_tokens, raw=raw)
+        return greedy_rouge(inputs.lm(attacked, wrapper), prompts, answers, inputs.max_new_tokens, raw=raw)
 
-    return Attack(name, "rougeL_recall", list(index), score, settings)
+    return Attack(name, "rougeL_recall", list(index), score, settings, white_box=transform is not None)
 
 
 def no_attack(inputs: DiagInputs) -> Attack:

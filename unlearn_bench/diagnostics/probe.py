@@ -113,7 +113,7 @@ def attacks(inputs: DiagInputs, cfg: ProbeConfig) -> list[Attack]:
     log.info("probe: attribute %s, %d train / %d test questions, top classes %s", attribute, len(train_q), len(test_q),
              Counter(train_y).most_common(3))
 
-    def score(model: PreTrainedModel) -> np.ndarray:
+    def score(model: PreTrainedModel, _: object) -> np.ndarray:  # white-box: hidden states of the bare weights
         n_layers = model.config.num_hidden_layers
         layer = cfg.layer if cfg.layer is not None else n_layers // 2
         if not 0 <= layer <= n_layers:
@@ -123,4 +123,5 @@ def attacks(inputs: DiagInputs, cfg: ProbeConfig) -> list[Attack]:
                                 test_y, cfg.C, inputs.seed)
         return per_example(correct, owners, index)
 
-    return [Attack("probe", "probe_accuracy", index, score, {"attribute": attribute, "layer": cfg.layer, "C": cfg.C})]
+    return [Attack("probe", "probe_accuracy", index, score, {"attribute": attribute, "layer": cfg.layer, "C": cfg.C},
+                   white_box=True)]

@@ -21,6 +21,7 @@ from transformers import PreTrainedModel
 from unlearn_bench.data.records import QA, EvalQA
 from unlearn_bench.diagnostics.common import Attack, DiagInputs, rouge_attack
 from unlearn_bench.evaluation.lm import LM
+from unlearn_bench.evaluation.wrapper import InferenceWrapper
 
 PROBES = ("paraphrase", "mcq", "mixed")
 
@@ -74,8 +75,8 @@ def attacks(inputs: DiagInputs, cfg: RephraseConfig) -> list[Attack]:
         out.append(rouge_attack(inputs, "rephrase/paraphrase", idx, [examples[i].paraphrased_question for i in idx]))
     if "mcq" in cfg.probes:
         # every forget example has perturbed answers: the bench's truth ratio (SplitScores) requires them
-        def mcq(model: PreTrainedModel) -> np.ndarray:
-            return mcq_accuracy(inputs.lm(model), examples, inputs.seed)
+        def mcq(model: PreTrainedModel, wrapper: InferenceWrapper | None) -> np.ndarray:
+            return mcq_accuracy(inputs.lm(model, wrapper), examples, inputs.seed)
 
         out.append(Attack("rephrase/mcq", "mcq_accuracy", list(range(len(examples))), mcq))
     if "mixed" in cfg.probes:

@@ -18,6 +18,7 @@ from transformers import PreTrainedModel
 
 from unlearn_bench.diagnostics.common import Attack, DiagInputs
 from unlearn_bench.evaluation.lm import LM
+from unlearn_bench.evaluation.wrapper import InferenceWrapper
 from unlearn_bench.metrics.rouge import rouge_recall
 
 
@@ -57,8 +58,8 @@ def best_of_k(lm: LM, questions: Sequence[str], answers: Sequence[str], cfg: Sam
 def attacks(inputs: DiagInputs, cfg: SamplingConfig) -> list[Attack]:
     examples = inputs.forget_examples
 
-    def score(model: PreTrainedModel) -> np.ndarray:
-        return best_of_k(inputs.lm(model), [ex.question for ex in examples], [ex.answer for ex in examples], cfg,
+    def score(model: PreTrainedModel, wrapper: InferenceWrapper | None) -> np.ndarray:
+        return best_of_k(inputs.lm(model, wrapper), [ex.question for ex in examples], [ex.answer for ex in examples], cfg,
                          inputs.max_new_tokens, inputs.seed)
 
     return [Attack("sampling", f"leak@{cfg.k}", list(range(len(examples))), score, {"k": cfg.k, "threshold": cfg.threshold})]

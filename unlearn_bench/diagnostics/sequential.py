@@ -6,6 +6,12 @@ models", arXiv:2407.06460, swj0419/muse_bench) unlearns successive forget batche
 each; TOFU-style forget metrics after each request show whether earlier requests stay forgotten. Rows have
 the split `diag/sequential/request_<k>`, one per metric named in `metrics` (`<split>_<metric>`, or the bare
 name for `summary` metrics, as in TOFU's summary keys).
+
+Every method runs on equal terms: a fine-tuning method is a fresh method object per request, trained on the
+previous request's weights; an inference-time method is one object fitted request after request (a retrieval
+guard's index and an in-context pool grow, an assistant trains on), its wrapper over the unchanged fine-tuned
+weights scored after each. The claim that a retrieval guard handles request after request at no cost to utility
+(each request only grows its index) is then measured beside methods that change the weights every time.
 """
 from __future__ import annotations
 
@@ -16,6 +22,7 @@ from dataclasses import dataclass, field
 from unlearn_bench import stages
 from unlearn_bench.benchmarks.base import Metric
 from unlearn_bench.diagnostics.common import DiagInputs
+from unlearn_bench.methods.base import is_inference_time
 from unlearn_bench.models import loading
 
 log = logging.getLogger(__name__)
@@ -55,18 +62,22 @@ def run(inputs: DiagInputs, cfg: SequentialConfig) -> list[Metric]:
     run_cfg, data = inputs.cfg, inputs.data
     model = loading.load_saved(inputs.model_dirs["finetuned"], run_cfg.model)
     out: list[Metric] = []
+    method = inputs.new_method()
     for k, idx in enumerate(requests(inputs, cfg), start=1):
+        if k > 1 and not is_inference_time(method):
+            method = inputs.new_method()
         request = dataclasses.replace(
             data, forget=[data.forget[i] for i in idx],
             forget_perturbed=[data.forget_perturbed[i] for i in idx] if data.forget_perturbed else [])
-        result = stages.unlearn(model, inputs.tokenizer, inputs.new_method(), run_cfg.method, request, inputs.fmt,
+        result = stages.unlearn(model, inputs.tokenizer, method, run_cfg.method, request, inputs.fmt,
                                 run_cfg.model.max_length, run_cfg.seed, inputs.accelerator)
         if result.status != "ok":
             log.warning("sequential unlearning diverged at request %d (%s): later requests skipped", k, result.message)
             break
         model = inputs.accelerator.unwrap_model(model)
         evaluated = stages.evaluate(inputs.bench, model, inputs.tokenizer, inputs.fmt, run_cfg.model.max_length,
-                                    run_cfg.eval.batch_size, inputs.evals["retain"].reference_data)
+                                    run_cfg.eval.batch_size, inputs.evals["retain"].reference_data,
+                                    stages.inference_wrapper(method, model, inputs.tokenizer))
         found = {metric_name(m): m for m in evaluated.metrics}
         missing = [name for name in cfg.metrics if name not in found]
         if missing:

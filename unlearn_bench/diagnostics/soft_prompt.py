@@ -78,7 +78,7 @@ def attacks(inputs: DiagInputs, cfg: SoftPromptConfig) -> list[Attack]:
     finetune = inputs.cfg.model.finetune
     settings = dataclasses.replace(cfg, batch_size=cfg.batch_size if cfg.batch_size is not None else finetune.batch_size)
 
-    def score(model: PreTrainedModel) -> np.ndarray:
+    def score(model: PreTrainedModel, _: object) -> np.ndarray:  # white-box: the embeddings of the bare weights
         attacked = SoftPrompted(model, cfg.n_tokens, inputs.seed)
         with frozen(model):
             result = stages.finetune(attacked, inputs.tokenizer, [examples[i].as_qa() for i in train_idx], inputs.fmt,
@@ -91,4 +91,4 @@ def attacks(inputs: DiagInputs, cfg: SoftPromptConfig) -> list[Attack]:
         losses = lm.answer_losses([QA(examples[i].question, examples[i].answer) for i in held_out])
         return np.exp(-np.asarray(losses, dtype=float))
 
-    return [Attack("soft_prompt", "answer_prob", held_out, score, dataclasses.asdict(settings))]
+    return [Attack("soft_prompt", "answer_prob", held_out, score, dataclasses.asdict(settings), white_box=True)]

@@ -5,9 +5,12 @@ TOFU's `convert_raw_data_to_model_format` labels it). `completion_logprobs` and 
 prompts the way open-instruct-style harnesses do (RWKU's utility files). `generate` is left-padded batched
 greedy decoding with the KV cache. All sort by length so batches pad little, and hold one batch of logits at
 a time.
+An inference-time method's `wrapper` (evaluation/wrapper.py) rewrites every prompt and every logits tensor
+here, so wrapped and fine-tuned models go through the same scoring code.
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Iterator, Sequence
 
@@ -17,6 +20,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from unlearn_bench.data.collate import PromptFormat, encode_example, pad_batch
 from unlearn_bench.data.records import QA
 from unlearn_bench.device import eval_device
+from unlearn_bench.evaluation.wrapper import InferenceWrapper, model_call
 from unlearn_bench.methods.base import IGNORE_INDEX, Batch, shifted_token_nll
 
 
@@ -27,6 +31,16 @@ class LM:
     fmt: PromptFormat
     max_length: int = 512
     batch_size: int = 32
+    wrapper: InferenceWrapper | None = None  # an inference-time method's prompt / logits rewriting
+
+    def rewrite(self, text: str) -> str:
+        return self.wrapper.rewrite(text) if self.wrapper is not None else text
+
+    def encode(self, qa: QA, add_eos: bool = True) -> tuple[list[int], list[int]]:
+        """input_ids and labels of a (question, answer) pair, the question rewritten by the wrapper."""
+        if qa.question is not None and self.wrapper is not None:
+            qa = dataclasses.replace(qa, question=self.rewrite(qa.question))
+        return encode_example(qa, self.tokenizer, self.fmt, self.max_length, add_eos=add_eos)
 
     @property
     def pad_id(self) -> int:
@@ -51,6 +65,7 @@ class LM:
         token count. Over-long texts lose their oldest prompt tokens."""
         encoded = []
         for prompt, completion in pairs:
+            prompt = self.rewrite(prompt)
             joined = prompt if prompt[-1:] in ("\n", " ") else prompt + " "
             ids = self.tokenizer(joined + completion)["input_ids"]
             n_prompt = len(self.tokenizer(prompt)["input_ids"])
@@ -64,12 +79,13 @@ class LM:
         `get_next_word_predictions` with candidates, as RWKU's MMLU scores letters). Only the last position's
         logits are computed (`logits_to_keep=1` on left-padded batches): few-shot prompts are long and a
         vocabulary of 128k makes full logits large. Over-long prompts keep their last `max_length` tokens."""
-        encoded = [self.tokenizer(prompt)["input_ids"][-self.max_length:] for prompt in prompts]
+        encoded = [self.tokenizer(self.rewrite(prompt))["input_ids"][-self.max_length:] for prompt in prompts]
         candidates = torch.tensor(list(candidate_ids))
         out = [0] * len(encoded)
         for idx, input_ids, mask in self._left_padded(encoded):
             positions = (mask.cumsum(-1) - 1).clamp(min=0)
-            last = self.model(input_ids=input_ids, attention_mask=mask, position_ids=positions, logits_to_keep=1).logits[:, -1]
+            last = model_call(self.model, self.wrapper, input_ids=input_ids, attention_mask=mask, position_ids=positions,
+                              logits_to_keep=1)[:, -1]
             choice = last[:, candidates.to(last.device)].argmax(-1).tolist()
             for row, i in enumerate(idx):
                 out[i] = choice[row]
@@ -103,10 +119,10 @@ class LM:
         for start in range(0, len(order), self.batch_size):
             idx = order[start : start + self.batch_size]
             batch = pad_batch([encoded[i] for i in idx], self.pad_id).to(device)
-            yield idx, batch, self.model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
+            yield idx, batch, model_call(self.model, self.wrapper, input_ids=batch.input_ids, attention_mask=batch.attention_mask)
 
     def _token_stats(self, pairs: Sequence[QA], reduce: str) -> list:
-        return self._label_stats([encode_example(qa, self.tokenizer, self.fmt, self.max_length) for qa in pairs], reduce)
+        return self._label_stats([self.encode(qa) for qa in pairs], reduce)
 
     def _label_stats(self, encoded: Sequence[tuple[list[int], list[int]]], reduce: str) -> list:
         """Per example: mean or summed NLL of the labelled tokens, or (reduce='none') their log-probabilities."""
@@ -138,6 +154,7 @@ class LM:
         """Greedy continuation of each prompt (only the new text), stopping at `stop_ids`; `sample=True` draws
         at temperature 1 instead, from the full distribution or its `top_k` / `top_p` truncation (0 / 1.0: off;
         seed torch first)."""
+        questions = [self.rewrite(q) for q in questions]
         prompts = [
             self.tokenizer(q)["input_ids"] if raw else self.fmt.prompt_ids(q, self.tokenizer) for q in questions
         ]
@@ -154,6 +171,7 @@ class LM:
                 pad_token_id=self.pad_id,
                 eos_token_id=self.stop_ids,
                 use_cache=True,
+                logits_processor=self.wrapper.processors(mask) if self.wrapper is not None else None,
             )
             width = input_ids.shape[1]
             for row, i in enumerate(idx):
@@ -167,8 +185,8 @@ def context_length(model: PreTrainedModel) -> int | None:
 
 
 def eval_lm(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, fmt: PromptFormat, max_length: int,
-            batch_size: int) -> LM:
+            batch_size: int, wrapper: InferenceWrapper | None = None) -> LM:
     """The LM evaluations use. Prompts may fill the model's whole context, as the benchmarks' own harnesses and
     lm-eval let them (RWKU's 5-shot MMLU and 3-shot BBH prompts run to thousands of tokens); `model.max_length`
     cuts training examples only, and is the fallback for a config without a context size."""
-    return LM(model, tokenizer, fmt, context_length(model) or max_length, batch_size)
+    return LM(model, tokenizer, fmt, context_length(model) or max_length, batch_size, wrapper)

@@ -10,7 +10,6 @@ from typing import Sequence
 import torch
 
 from unlearn_bench.benchmarks.base import Metric
-from unlearn_bench.data.collate import encode_example
 from unlearn_bench.data.records import QA
 from unlearn_bench.evaluation.lm import LM
 from unlearn_bench.methods.base import IGNORE_INDEX
@@ -26,7 +25,7 @@ def mia_scores(lm: LM, pairs: Sequence[QA], k: float = MIN_K, add_eos: bool = Fa
     batched forward pass. Raw texts are scored as swj0419/muse_bench metrics/privleak.py `compute_ppl` does: BOS,
     no EOS, every token after the first. Min-K%++ needs each position's full next-token distribution, which
     `LM.token_logprobs` does not return, hence this pass over the model itself."""
-    encoded = [encode_example(qa, lm.tokenizer, lm.fmt, lm.max_length, add_eos=add_eos) for qa in pairs]
+    encoded = [lm.encode(qa, add_eos=add_eos) for qa in pairs]
     scores: dict[str, list[float]] = {a: [0.0] * len(pairs) for a in ATTACKS}
     for idx, batch, logits in lm.forward_batches(encoded):
         for row, i in enumerate(idx):

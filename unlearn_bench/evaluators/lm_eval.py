@@ -13,6 +13,9 @@ each answer letter) are lm-eval's own. Callers always use lm-eval's task names:
   `<data_dir>/mmlu/test`, weighted by size as lm-eval's `mmlu` group is. Other names raise `ValueError`.
   The directory reaches the tasks' `custom_dataset` loader through lm-eval's task metadata (`data_dir`).
 
+An inference-time method's `wrapper` reaches lm-eval through `WrappedHFLM`: every request's context is
+rewritten before lm-eval tokenizes it and every logits tensor goes through the wrapper's hook.
+
 Rows name tasks as lm-eval does, without the `offline_` prefix, so online and offline results line up.
 
 The offline configs copy lm-eval's `lm_eval/tasks/wmdp/_default_template_yaml` and
@@ -23,12 +26,15 @@ tests/test_lm_eval.py compares them with the installed lm-eval's. Prompts longer
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from pathlib import Path
 from typing import Any, TypedDict
 
 import lm_eval
+import torch
 from lm_eval.api.group import Group
+from lm_eval.api.instance import Instance
 from lm_eval.models.huggingface import HFLM
 from lm_eval.tasks import TaskManager
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
@@ -36,6 +42,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from unlearn_bench.benchmarks.wmdp_data import mmlu_subjects
 from unlearn_bench.data.records import DataError
 from unlearn_bench.evaluation.lm import context_length
+from unlearn_bench.evaluation.wrapper import InferenceWrapper
 from unlearn_bench.evaluators.tasks import TASKS_DIR
 
 OFFLINE_PREFIX = "offline_"
@@ -58,6 +65,7 @@ def evaluate_tasks(
     batch_size: int = 8,
     limit: int | None = None,
     num_fewshot: int | None = None,
+    wrapper: InferenceWrapper | None = None,
 ) -> list[TaskScore]:
     """One row per task (and group) and metric; `limit` caps the questions per task."""
     if not tasks:
@@ -69,7 +77,8 @@ def evaluate_tasks(
     was_training = model.training  # HFLM switches the model to eval mode; a training loop must get it back
     try:
         # The model's context window, so lm-eval cuts longer prompts from the left instead of failing.
-        lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=batch_size, max_length=context_length(model))
+        settings = dict(pretrained=model, tokenizer=tokenizer, batch_size=batch_size, max_length=context_length(model))
+        lm = WrappedHFLM(wrapper, **settings) if wrapper is not None else HFLM(**settings)
         out = lm_eval.simple_evaluate(
             model=lm,
             tasks=specs,
@@ -86,6 +95,36 @@ def evaluate_tasks(
     finally:
         model.train(was_training)
     return tidy_results(out)
+
+
+class WrappedHFLM(HFLM):
+    """lm-eval's HF model behind an inference-time method's wrapper: request contexts rewritten (input space),
+    logits of every forward pass and generation step passed through the hook (output space)."""
+
+    def __init__(self, wrapper: InferenceWrapper, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.wrapper = wrapper
+
+    def _rewritten(self, requests: list[Instance]) -> list[Instance]:
+        return [dataclasses.replace(r, arguments=(self.wrapper.rewrite(r.arguments[0]), *r.arguments[1:])) for r in requests]
+
+    def loglikelihood(self, requests: list[Instance], disable_tqdm: bool = False) -> list[tuple[float, bool]]:
+        return super().loglikelihood(self._rewritten(requests), disable_tqdm)
+
+    def generate_until(self, requests: list[Instance], disable_tqdm: bool = False) -> list[str]:
+        return super().generate_until(self._rewritten(requests), disable_tqdm)
+
+    def _model_call(self, inps: torch.Tensor, attn_mask: torch.Tensor | None = None,
+                    labels: torch.Tensor | None = None) -> torch.Tensor:
+        logits = super()._model_call(inps, attn_mask, labels)
+        if self.wrapper.logits is None:
+            return logits
+        with torch.no_grad():  # causal HFLM calls the model on right-padded ids without a mask
+            return self.wrapper.logits({"input_ids": inps}, logits)
+
+    def _model_generate(self, context: torch.Tensor, max_length: int, stop: list[str], **generation_kwargs: Any) -> torch.Tensor:
+        processors = self.wrapper.processors(generation_kwargs.get("attention_mask"))
+        return super()._model_generate(context, max_length, stop, logits_processor=processors, **generation_kwargs)
 
 
 def offline_tasks(tasks: list[str], data_dir: Path) -> tuple[TaskManager, list[str | Group]]:

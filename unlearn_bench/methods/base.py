@@ -12,6 +12,23 @@ and optional hooks (looked up with getattr, so methods define only what they use
                                                                       loop calling loss().backward(); see ngdiff)
   def finalize(self, model, reference) -> None                       (after the loop; see task_negation)
 Each method module exposes `METHOD = TheClass`; `unlearn_bench.methods.registry` finds them.
+
+Inference-time methods leave the weights as they are and change what the evaluators see instead: the prompt
+(input space), the logits (output space, e.g. a second model's logits subtracted) or both. Such a method has
+  intent: ClassVar[str]                    "suppression": the weights still hold everything
+  inference_time: ClassVar[bool] = True
+  needs_reference = False, alternate = None (as above; the training loop does not run)
+  def fit(self, model, tokenizer, data: BenchData, *, fmt, max_length, seed, accelerator, settings) -> None
+      take one unlearning request (data.forget, data.retain, data.forget_perturbed): add it to an index or a
+      context pool, or train an assistant model; never change `model`. Called again for every later request
+      (sequential unlearning): requests accumulate. `settings` are the method config's OptimSettings (for an
+      assistant trained with `training.train`).
+  def wrapper(self, model, tokenizer) -> InferenceWrapper
+      the prompt transform and/or logits hook (evaluation/wrapper.py) over what has been fitted so far.
+`stages.unlearn` calls `fit` instead of the training loop (zero steps); the runner hands the wrapper to every
+evaluation: the benchmark's `LM`, lm-eval utility and hazard tasks (`evaluators.lm_eval.WrappedHFLM`),
+black-box diagnostics (`DiagInputs.lm()`) and the sequential diagnostic. Attacks that need the weights
+(relearning, quantization, probes) hold the weights and so run them without the wrapper.
 """
 from __future__ import annotations
 
@@ -21,6 +38,11 @@ import torch
 import torch.nn.functional as F
 
 IGNORE_INDEX = -100
+
+
+def is_inference_time(method: object) -> bool:
+    """True for a method that wraps the model at inference instead of training it (see the module docstring)."""
+    return bool(getattr(method, "inference_time", False))
 
 
 @dataclass
