@@ -250,6 +250,10 @@ def test_mcq_accuracy_shows_options_and_scores_the_true_answer():
     assert len(lm.scored) == 12 and all(
         p.question.startswith(ex.question + " Options: (A) ") and all(o in p.question for o in (ex.answer, *ex.perturbed_answers))
         for p, ex in zip(lm.scored, [ex for ex in examples for _ in range(3)]))
+    # two options shown: the true answer and the first perturbed one
+    lm = ScriptedLM(known={"Wrong one."})
+    assert mcq_accuracy(lm, examples[:2], seed=0, n_options=2).tolist() == [0.0, 0.0] and len(lm.scored) == 4
+    assert all("Wrong two." not in p.question for p in lm.scored)
 
 
 def test_partial_answer_split_at_word_boundaries():

@@ -5,8 +5,8 @@ rephrased prompts, multiple-choice formats and in-context mixing: a method that 
 forget questions may still answer them when they are asked differently.
 
   paraphrase  the question reworded (`EvalQA.paraphrased_question`), greedy ROUGE-L recall
-  mcq         the question with its true and perturbed answers listed as options (seeded order); a score of
-              1 when the true answer has the lowest loss of the options
+  mcq         the question with its true and `mcq_options - 1` perturbed answers listed as options (seeded
+              order); a score of 1 when the true answer has the lowest loss of the options
   mixed       the question after `n_context` retain questions and their answers in one prompt, greedy ROUGE-L
 """
 from __future__ import annotations
@@ -30,14 +30,16 @@ PROBES = ("paraphrase", "mcq", "mixed")
 class RephraseConfig:
     probes: list[str] = field(default_factory=lambda: list(PROBES))
     n_context: int = 2  # retain question/answer pairs before each forget question (mixed)
+    mcq_options: int = 4  # options shown (mcq): the true answer and the first perturbed ones; each costs a forward
 
 
 def check(cfg: RephraseConfig) -> None:
     unknown = sorted(set(cfg.probes) - set(PROBES))
     if unknown:
         raise ValueError(f"eval.diag.rephrase.probes: unknown {unknown}; choose from {list(PROBES)}")
-    if cfg.n_context < 1:
-        raise ValueError(f"eval.diag.rephrase.n_context={cfg.n_context} must be >= 1")
+    if cfg.n_context < 1 or cfg.mcq_options < 2:
+        raise ValueError(f"eval.diag.rephrase: n_context={cfg.n_context} must be >= 1 and mcq_options="
+                         f"{cfg.mcq_options} >= 2")
 
 
 def mcq_prompt(ex: EvalQA, options: list[str]) -> str:
@@ -45,13 +47,13 @@ def mcq_prompt(ex: EvalQA, options: list[str]) -> str:
     return f"{ex.question} Options: {listed}"
 
 
-def mcq_accuracy(lm: LM, examples: list[EvalQA], seed: int) -> np.ndarray:
-    """1 per example whose true answer has the lowest loss of its options, asked with the options shown
-    (in a seeded random order)."""
+def mcq_accuracy(lm: LM, examples: list[EvalQA], seed: int, n_options: int | None = None) -> np.ndarray:
+    """1 per example whose true answer has the lowest loss of its options (the true answer and the first
+    `n_options - 1` perturbed ones; None: all), asked with the options shown (in a seeded random order)."""
     rng = random.Random(seed)
     pairs, widths = [], []
     for ex in examples:
-        options = [ex.answer, *ex.perturbed_answers]
+        options = [ex.answer, *ex.perturbed_answers][:n_options]
         shown = rng.sample(options, len(options))
         pairs += [QA(mcq_prompt(ex, shown), opt) for opt in options]  # true answer first in scoring order
         widths.append(len(options))
@@ -76,9 +78,9 @@ def attacks(inputs: DiagInputs, cfg: RephraseConfig) -> list[Attack]:
     if "mcq" in cfg.probes:
         # every forget example has perturbed answers: the bench's truth ratio (SplitScores) requires them
         def mcq(model: PreTrainedModel, wrapper: InferenceWrapper | None) -> np.ndarray:
-            return mcq_accuracy(inputs.lm(model, wrapper), examples, inputs.seed)
+            return mcq_accuracy(inputs.lm(model, wrapper), examples, inputs.seed, cfg.mcq_options)
 
-        out.append(Attack("rephrase/mcq", "mcq_accuracy", list(range(len(examples))), mcq))
+        out.append(Attack("rephrase/mcq", "mcq_accuracy", list(range(len(examples))), mcq, {"options": cfg.mcq_options}))
     if "mixed" in cfg.probes:
         retain = list(inputs.bench.eval_splits()["retain"])
         if len(retain) < cfg.n_context:

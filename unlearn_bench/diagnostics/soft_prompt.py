@@ -32,7 +32,7 @@ class SoftPromptConfig(OptimFields):
     lr: float = 1e-2
     batch_size: Optional[int] = None  # None: the model's fine-tuning batch size
     epochs: float = 1
-    max_steps: int = 20
+    max_steps: int = 10
 
 
 def check(cfg: SoftPromptConfig) -> None:
