@@ -114,9 +114,9 @@ def run(cfg: DictConfig) -> RunRecord:
     if unlearned_eval is not None and cfg.eval.diagnostics:
         rows += run_diagnostics(ctx, model, tokenizer, run_id, lambda: build_method(cfg.method),
                                 {"unlearned": unlearned_eval, "finetuned": target_eval, "retain": retain_eval},
-                                {"finetuned": target_dir, "retain": retain_dir},
+                                {"finetuned": target_dir, "retain": retain_dir}, wrapper,
                                 {"finetuned": model_identity(ctx, "target", target_dir),
-                                 "retain": model_identity(ctx, "retain", retain_dir)}, wrapper)
+                                 "retain": model_identity(ctx, "retain", retain_dir)})
     record = RunRecord(status=result.status, run_id=run_id, config_hash=run_id, error=result.message or None,
                        seconds=round(time.time() - start, 1))
     write_run(run_dir, cfg, record, rows, unlearned_eval, result.history)

@@ -192,12 +192,13 @@ def case_rows(c: Case, row: Callable[..., MetricRow]) -> list[MetricRow]:
 
 def run_diagnostics(ctx: Any, model: Any, tokenizer: Any, run_id: str, new_method: Callable[[], Any],
                     evals: Mapping[str, EvalOutput], model_dirs: Mapping[str, Path],
-                    model_keys: Mapping[str, Any], wrapper: InferenceWrapper | None = None) -> list[MetricRow]:
+                    wrapper: InferenceWrapper | None = None, model_keys: Mapping[str, Any] | None = None) -> list[MetricRow]:
     """Rows of every diagnostic in `ctx.cfg.eval.diagnostics`, the verdict row, and the controls' rows.
 
     ctx: the runner's Context (cfg, bench, data, fmt, accelerator); evals: unlearned/finetuned/retain
-    evaluations; model_dirs / model_keys: saved finetuned/retain models and their cache identities;
-    new_method: a fresh method object per call; wrapper: an inference-time method's wrapper over `model`."""
+    evaluations; model_dirs / model_keys: saved finetuned/retain models and their cache identities (None: their
+    attacked scores are not cached); new_method: a fresh method object per call; wrapper: an inference-time
+    method's wrapper over `model`."""
     cfg = ctx.cfg
     names = list(cfg.eval.diagnostics)
     check_names(names)
@@ -222,7 +223,7 @@ def run_diagnostics(ctx: Any, model: Any, tokenizer: Any, run_id: str, new_metho
         log.info("diagnostic sequential done in %.1fs", time.time() - start)
     if attack_names:
         cases = attack_cases(inputs, Subject("unlearned", lambda: model, evals["unlearned"], wrapper=wrapper),
-                             attack_names, model_keys)
+                             attack_names, model_keys or {})
         rows += [r for case in cases for r in case_rows(case, row)]
     return rows
 
@@ -237,7 +238,7 @@ def attack_cases(inputs: DiagInputs, unlearned: Subject, attack_names: Sequence[
     def saved(role: str) -> Callable[[], Any]:
         return lambda: loading.load_saved(inputs.model_dirs[role], cfg.model).to(device)
 
-    references = {role: score_subject(inputs, attacks, Subject(role, saved(role), inputs.evals[role], model_keys[role]))
+    references = {role: score_subject(inputs, attacks, Subject(role, saved(role), inputs.evals[role], model_keys.get(role)))
                   for role in ("finetuned", "retain")}
     cases = [case(inputs, cfg.method.name, cfg.method.intent, attacks,
                   {**references, "unlearned": score_subject(inputs, attacks, unlearned)})]
@@ -246,8 +247,8 @@ def attack_cases(inputs: DiagInputs, unlearned: Subject, attack_names: Sequence[
             scores = references["retain"]
         else:
             banned = controls.banned_tokens(inputs.forget_examples, inputs.tokenizer, inputs.fmt, cfg.model.max_length)
-            subject = Subject(controls.PREFIX + name, saved("finetuned"), None,
-                              {"finetuned": model_keys["finetuned"], "banned": banned}, controls.suppression(banned))
+            key = {"finetuned": model_keys["finetuned"], "banned": banned} if "finetuned" in model_keys else None
+            subject = Subject(controls.PREFIX + name, saved("finetuned"), None, key, controls.suppression(banned))
             scores = score_subject(inputs, attacks, subject)
         cases.append(case(inputs, controls.PREFIX + name, "control", attacks, {**references, "unlearned": scores},
                           expected=controls.EXPECTED[name]))
