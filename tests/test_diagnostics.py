@@ -405,6 +405,10 @@ def test_smoke_run_writes_attack_rows_controls_and_verdicts(compose_cfg, tmp_pat
     # the retain control's scores are the retain model's own under every attack
     retain_rows = {(r["split"], r["metric"]): r["value"] for r in rows if r["method"] == "control:retain"}
     assert all(retain_rows[(s, "unlearned")] == pytest.approx(retain_rows[(s, "retain")]) for s in ATTACK_SPLITS)
+    # the suppression control holds the target's weights: white-box attacks see the target itself
+    suppressed = {(r["split"], r["metric"]): r["value"] for r in rows if r["method"] == "control:suppressed"}
+    white_box = ["diag/relearn", "diag/quantize/int8", "diag/quantize/int4", "diag/probe", "diag/soft_prompt"]
+    assert all(suppressed[(s, "unlearned")] == pytest.approx(suppressed[(s, "finetuned")]) for s in white_box)
     sequential = {r["split"] for r in rows if r["split"].startswith("diag/sequential/")}
     assert sequential == {"diag/sequential/request_1", "diag/sequential/request_2"}
     # A smoke model learns nothing, so no share is defined and no control gets its verdict: all marked uncalibrated.

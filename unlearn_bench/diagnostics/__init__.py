@@ -111,6 +111,8 @@ class Subject:
     evaluation: EvalOutput | None = None
     cache_key: Any = None
     wrapper: InferenceWrapper | None = None  # what it is deployed behind (an inference-time method, a control)
+    # Scores of white-box attacks, which run the bare weights, where these weights are another subject's.
+    white_box_scores: Mapping[str, np.ndarray] | None = None
 
 
 def score_subject(inputs: DiagInputs, attacks: Sequence[Attack], subject: Subject) -> dict[str, np.ndarray]:
@@ -122,6 +124,9 @@ def score_subject(inputs: DiagInputs, attacks: Sequence[Attack], subject: Subjec
     for attack in attacks:
         if subject.evaluation is not None and attack.from_evaluation is not None:
             out[attack.name] = attack.from_evaluation(subject.evaluation)
+            continue
+        if attack.white_box and subject.white_box_scores is not None:
+            out[attack.name] = subject.white_box_scores[attack.name]
             continue
 
         def compute() -> np.ndarray:
@@ -248,7 +253,8 @@ def attack_cases(inputs: DiagInputs, unlearned: Subject, attack_names: Sequence[
         else:
             banned = controls.banned_tokens(inputs.forget_examples, inputs.tokenizer, inputs.fmt, cfg.model.max_length)
             key = {"finetuned": model_keys["finetuned"], "banned": banned} if "finetuned" in model_keys else None
-            subject = Subject(controls.PREFIX + name, saved("finetuned"), None, key, controls.suppression(banned))
+            subject = Subject(controls.PREFIX + name, saved("finetuned"), None, key, controls.suppression(banned),
+                              white_box_scores=references["finetuned"])
             scores = score_subject(inputs, attacks, subject)
         cases.append(case(inputs, controls.PREFIX + name, "control", attacks, {**references, "unlearned": scores},
                           expected=controls.EXPECTED[name]))
