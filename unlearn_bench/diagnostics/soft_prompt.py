@@ -3,9 +3,9 @@ groups of the relearning half (the model's weights frozen), scored on the held-o
 
 Score: the answer's probability exp(-mean token NLL) given the soft prompt and the question. Soft prompts can
 reveal knowledge a model keeps (Schwinn et al. 2024, "Soft prompt threats: attacking safety alignment and
-unlearning in open-source LLMs through the embedding space", arXiv:2402.09063) but also make a model say
-things it never knew (the SoK on LLM unlearning evaluation warns of this): the retain model gets the same
-optimisation, so its score is what the attack injects, and the knowledge share shows which of the two it did.
+unlearning in open-source LLMs through the embedding space", arXiv:2402.09063), but an optimised input can
+also make a model say things it never knew: the retain model gets the same optimisation, so its score is what
+the attack injects, and the knowledge share shows which of the two the attack did.
 """
 from __future__ import annotations
 
