@@ -20,6 +20,7 @@ from typing import Callable
 
 import numpy as np
 import pandas as pd
+from matplotlib import colormaps
 from matplotlib.figure import Figure  # no pyplot: no global figure state, no GUI backend
 from matplotlib.patches import Patch
 from matplotlib.ticker import MaxNLocator
@@ -157,7 +158,8 @@ def share_figure(rows: pd.DataFrame) -> Figure | None:
     for i, attack in enumerate(share.columns):
         value = share[attack].clip(-0.5, 1.5)
         err = [(value - low[attack].clip(-0.5, 1.5)).clip(lower=0).fillna(0), (high[attack].clip(-0.5, 1.5) - value).clip(lower=0).fillna(0)]
-        ax.bar([x + i * width for x in range(len(share))], value.fillna(0), width, yerr=err, capsize=1.5, label=attack)
+        ax.bar([x + i * width for x in range(len(share))], value.fillna(0), width, yerr=err, capsize=1.5, label=attack,
+               color=colormaps["tab20"](i % 20))  # one colour per attack: there are more than the default cycle's 10
     ax.axhline(0.25, color="black", linestyle="--", linewidth=0.8)
     ax.set_xticks([x + 0.4 - width / 2 for x in range(len(share))], share.index, rotation=45, ha="right")
     ax.set_ylabel("knowledge share (0 = retain model, 1 = target)")
