@@ -22,11 +22,15 @@ def config_hash(key: Any) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
+def entry_path(cache_dir: str | Path, stage: str, key: Any) -> Path:
+    return Path(cache_dir).expanduser() / stage / config_hash(key)
+
+
 def cached_stage(cache_dir: str | Path, stage: str, key: Any, build: Callable[[Path], None]) -> tuple[Path, bool]:
     """Path of the stage's entry for `key` and whether it was already there; `build(tmp_dir)` fills a
     missing entry. The key itself is stored beside the output for inspection."""
-    root = Path(cache_dir).expanduser() / stage
-    entry = root / config_hash(key)
+    entry = entry_path(cache_dir, stage, key)
+    root = entry.parent
     if entry.is_dir():
         log.info("%s: reusing cached %s", stage, entry)
         return entry, True

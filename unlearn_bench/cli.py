@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 from pathlib import Path
 
 import hydra
@@ -10,9 +11,11 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from unlearn_bench.config import register_configs
+from unlearn_bench.launch import worker_argv
 
 log = logging.getLogger("unlearn_bench")
 register_configs()
+sys.argv = worker_argv(sys.argv)
 
 
 @hydra.main(version_base="1.3", config_path="pkg://unlearn_bench.conf", config_name="config")
@@ -34,3 +37,7 @@ def main(cfg: DictConfig) -> None:
           f"({record.seconds:.0f} s) -> {summary.parent}\n")
     if summary.is_file():
         print(summary.read_text())
+
+
+if __name__ == "__main__":  # `accelerate launch -m unlearn_bench.cli ...`
+    main()

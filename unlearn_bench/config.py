@@ -17,6 +17,7 @@ from omegaconf import MISSING
 from unlearn_bench.benchmarks.registry import BENCHMARKS, bench_config_class
 from unlearn_bench.diagnostics import DiagnosticsConfig
 from unlearn_bench.methods.registry import method_classes
+from unlearn_bench.models.lora import LoraSettings
 from unlearn_bench.training import OptimFields
 
 
@@ -37,6 +38,8 @@ class ModelConfig:
     # Where to load the tokenizer of `path`/`retain_path` from when those checkpoints ship without one.
     tokenizer_path: Optional[str] = None
     prompt_format: str = "plain"  # plain | phi | llama2 | chat
+    # Storage dtype of loaded models (auto: bf16 on CUDA, fp32 on CPU): frozen references and evaluated checkpoints
+    # stay in it; trained parameters (and AdamW's state) are fp32 whatever it says, compute bf16 on CUDA (device.py).
     dtype: str = "auto"
     trust_remote_code: bool = False
     max_length: int = 256
@@ -48,6 +51,8 @@ class ModelConfig:
     intermediate_size: int = 344
     vocab_size: int = 1024
     finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
+    # LoRA adapters (peft) for fine-tuning and unlearning when r > 0; merged before evaluation.
+    lora: LoraSettings = field(default_factory=LoraSettings)
 
 
 @dataclass

@@ -18,9 +18,10 @@ from omegaconf import DictConfig, OmegaConf
 from unlearn_bench import stages
 from unlearn_bench.benchmarks.base import SELF_REFERENCE, BenchData, Benchmark, EvalOutput, GeneratesForgetCorpus
 from unlearn_bench.benchmarks.registry import build_benchmark
-from unlearn_bench.cache import cached_stage, config_hash
+from unlearn_bench.cache import config_hash
 from unlearn_bench.data.collate import PromptFormat
-from unlearn_bench.device import make_accelerator, seed_everything
+from unlearn_bench.device import (SingleProcess, make_accelerator, on_main, save_pretrained, seed_everything, shared_stage,
+                                  whole_model)
 from unlearn_bench.diagnostics import check_settings, run_diagnostics
 from unlearn_bench.evaluation.lm import eval_lm
 from unlearn_bench.evaluation.wrapper import InferenceWrapper
@@ -104,22 +105,28 @@ def run(cfg: DictConfig) -> RunRecord:
     model = loading.load_saved(target_dir, cfg.model)
     tokenizer = loading.load_tokenizer(target_dir, cfg.model)
     seed_everything(cfg.seed)
-    result = stages.unlearn(model, tokenizer, method, cfg.method, ctx.data, ctx.fmt, cfg.model.max_length, cfg.seed, ctx.accelerator)
-    unlearned_eval, wrapper = None, None
-    if result.status == "ok":
-        model = ctx.accelerator.unwrap_model(model)
-        wrapper = stages.inference_wrapper(method, model, tokenizer)
-        unlearned_eval = evaluate_model(ctx, model, tokenizer, retain_eval.reference_data, wrapper)
-    rows = metric_rows(cfg, run_id, {"finetuned": target_eval, "retain": retain_eval}, unlearned_eval, result.status)
-    if unlearned_eval is not None and cfg.eval.diagnostics:
-        rows += run_diagnostics(ctx, model, tokenizer, run_id, lambda: build_method(cfg.method),
-                                {"unlearned": unlearned_eval, "finetuned": target_eval, "retain": retain_eval},
-                                {"finetuned": target_dir, "retain": retain_dir}, wrapper,
-                                {"finetuned": model_identity(ctx, "target", target_dir),
-                                 "retain": model_identity(ctx, "retain", retain_dir)})
-    record = RunRecord(status=result.status, run_id=run_id, config_hash=run_id, error=result.message or None,
-                       seconds=round(time.time() - start, 1))
-    write_run(run_dir, cfg, record, rows, unlearned_eval, result.history)
+    result = stages.unlearn(model, tokenizer, method, cfg.method, ctx.data, ctx.fmt, cfg.model.max_length, cfg.seed,
+                            ctx.accelerator, lora_cfg=cfg.model.lora)
+    record = RunRecord(status=result.status, run_id=run_id, config_hash=run_id, error=result.message or None)
+    model = whole_model(ctx.accelerator, model)  # gathered if the engine shards it
+    wrapper = stages.inference_wrapper(method, model, tokenizer) if result.status == "ok" else None
+
+    def evaluate_and_write() -> None:  # on the main process; the others wait (device.on_main)
+        unlearned_eval = None
+        if result.status == "ok":
+            unlearned_eval = evaluate_model(ctx, model, tokenizer, retain_eval.reference_data, wrapper)
+        rows = metric_rows(cfg, run_id, {"finetuned": target_eval, "retain": retain_eval}, unlearned_eval, result.status)
+        if unlearned_eval is not None and cfg.eval.diagnostics:
+            rows += run_diagnostics(dataclasses.replace(ctx, accelerator=SingleProcess(ctx.accelerator)),
+                                    model, tokenizer, run_id, lambda: build_method(cfg.method),
+                                    {"unlearned": unlearned_eval, "finetuned": target_eval, "retain": retain_eval},
+                                    {"finetuned": target_dir, "retain": retain_dir}, wrapper,
+                                    {"finetuned": model_identity(ctx, "target", target_dir),
+                                     "retain": model_identity(ctx, "retain", retain_dir)})
+        record.seconds = round(time.time() - start, 1)
+        write_run(run_dir, cfg, record, rows, unlearned_eval, result.history)
+
+    on_main(ctx.accelerator, evaluate_and_write)
     return record
 
 
@@ -144,12 +151,12 @@ def finetuned_model(ctx: Context, role: str, examples: list, tokenizer: Any) -> 
         model = loading.base_model(cfg.model, tokenizer, cfg.seed)
         if finetunes(cfg.model):
             result = stages.finetune(model, tokenizer, examples, ctx.fmt, cfg.model.finetune, cfg.model.max_length,
-                                     cfg.seed, ctx.accelerator, desc=f"finetune:{role}")
+                                     cfg.seed, ctx.accelerator, desc=f"finetune:{role}", lora_cfg=cfg.model.lora)
             if result.status != "ok":
                 raise RuntimeError(f"fine-tuning the {role} model diverged: {result.message}")
-        loading.save(ctx.accelerator.unwrap_model(model), tokenizer, out)
+        save_pretrained(ctx.accelerator, model, tokenizer, out)
 
-    path, hit = cached_stage(cfg.paths.cache_dir, "finetune", ctx.model_key(role), build)
+    path, hit = shared_stage(ctx.accelerator, cfg.paths.cache_dir, "finetune", ctx.model_key(role), build, collective=True)
     log.info("%s model: %s (%s)", role, path, "reused from cache" if hit else "trained")
     return str(path)
 
@@ -176,7 +183,7 @@ def generated_forget_corpus(ctx: Context, target_dir: str, generation: dict[str,
         records = ctx.bench.generate_forget(eval_lm(model, tok, ctx.fmt, cfg.model.max_length, cfg.eval.batch_size))
         (out / "forget_corpus.json").write_text(json.dumps(records, indent=1))
 
-    path, hit = cached_stage(cfg.paths.cache_dir, "forget_corpus", key, build)
+    path, hit = shared_stage(ctx.accelerator, cfg.paths.cache_dir, "forget_corpus", key, build)
     log.info("generated forget corpus: %s (%s)", path / "forget_corpus.json", "reused from cache" if hit else "written")
     return json.loads((path / "forget_corpus.json").read_text())
 
@@ -204,7 +211,7 @@ def cached_eval(ctx: Context, role: str, model_dir: str, reference: dict[str, An
         tok = loading.load_tokenizer(model_dir, cfg.model)
         stages.save_eval(evaluate_model(ctx, model, tok, reference), out / "eval.json")
 
-    path, hit = cached_stage(cfg.paths.cache_dir, "eval", key, build)
+    path, hit = shared_stage(ctx.accelerator, cfg.paths.cache_dir, "eval", key, build)
     log.info("%s evaluation: %s", role, "reused from cache" if hit else "computed")
     return stages.load_eval(path / "eval.json")
 

@@ -17,9 +17,11 @@ from unlearn_bench.benchmarks.base import Benchmark, BenchData, EvalOutput, Metr
 from unlearn_bench.data.batching import finetune_epochs, unlearn_epochs
 from unlearn_bench.data.collate import PromptFormat
 from unlearn_bench.data.records import QA
+from unlearn_bench.device import prepare_frozen
 from unlearn_bench.evaluation.lm import eval_lm
 from unlearn_bench.evaluation.wrapper import InferenceWrapper
 from unlearn_bench.methods.base import LossOutput, batch_nll, is_inference_time
+from unlearn_bench.models import lora
 from unlearn_bench.training import OptimFields, OptimSettings, TrainResult, train
 
 log = logging.getLogger(__name__)
@@ -35,13 +37,15 @@ def n_batches(n: int, batch_size: int) -> int:
 
 
 def finetune(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, examples: list[QA], fmt: PromptFormat,
-             cfg: Any, max_length: int, seed: int, accelerator: Accelerator, desc: str,
+             cfg: Any, max_length: int, seed: int, accelerator: Accelerator, desc: str, lora_cfg: Any = None,
              parameters: Iterable[torch.nn.Parameter] | None = None) -> TrainResult:
     """Causal-LM fine-tuning on answer tokens (the target on everything, the retain model without the forget set);
-    `parameters`: the ones trained (default: all)."""
+    with `lora_cfg.r > 0` through LoRA adapters, merged into `model` afterwards; `parameters`: the ones trained
+    without LoRA (default: all)."""
     settings = optim_settings(cfg)
-    return train(
-        model,
+    trained = lora.wrap(model, lora_cfg) if lora.enabled(lora_cfg) else model
+    result = train(
+        trained,
         lambda m, b: LossOutput(batch_nll(m, b.forget)),
         finetune_epochs(examples, tokenizer, fmt, max_length, settings.batch_size, seed),
         n_batches(len(examples), settings.batch_size),
@@ -50,12 +54,17 @@ def finetune(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, example
         parameters=parameters,
         desc=desc,
     )
+    if trained is not model:
+        lora.merge(trained)
+    return result
 
 
 def unlearn(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, method: Any, method_cfg: Any, data: BenchData,
-            fmt: PromptFormat, max_length: int, seed: int, accelerator: Accelerator) -> TrainResult:
-    """Run `method` on the forget/retain sets; the frozen reference is built only if the method asks. An
-    inference-time method is fitted instead (its index, context pool or assistant): zero steps on `model`."""
+            fmt: PromptFormat, max_length: int, seed: int, accelerator: Accelerator, lora_cfg: Any = None) -> TrainResult:
+    """Run `method` on the forget/retain sets; the frozen reference is built only if the method asks. With
+    `lora_cfg.r > 0` adapters train (those of the modules a `trainable_parameters` hook names) and are merged into
+    `model` before `finalize`; the hooks see the plain model. An inference-time method is fitted instead (its
+    index, context pool or assistant): zero steps on `model`."""
     settings = optim_settings(method_cfg)
     if is_inference_time(method):
         method.fit(model, tokenizer, data, fmt=fmt, max_length=max_length, seed=seed, accelerator=accelerator,
@@ -63,7 +72,7 @@ def unlearn(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, method: 
         return TrainResult("ok", 0)
     reference = None
     if method.needs_reference:
-        reference = copy.deepcopy(model).eval().requires_grad_(False).to(accelerator.device)
+        reference = prepare_frozen(accelerator, copy.deepcopy(model))
     alternates = None
     if method.alternate == "refusal":
         if not data.refusals:
@@ -77,9 +86,13 @@ def unlearn(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, method: 
     if hasattr(method, "setup"):
         method.setup(model, reference)
     parameters = list(method.trainable_parameters(model)) if hasattr(method, "trainable_parameters") else None
+    trained = model
+    if lora.enabled(lora_cfg):
+        trained = lora.wrap(model, lora_cfg)
+        parameters = lora.adapter_parameters(trained, parameters) if parameters is not None else None
     backward = getattr(method, "backward", None)
     result = train(
-        model,
+        trained,
         lambda m, b: method.loss(m, b, reference),
         unlearn_epochs(data.forget, data.retain, tokenizer, fmt, max_length, settings.batch_size, seed,
                        alternates=alternates),
@@ -90,6 +103,8 @@ def unlearn(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, method: 
         backward=(lambda m, b: backward(m, b, reference)) if backward else None,
         desc=f"unlearn:{method_cfg.name}",
     )
+    if trained is not model:
+        lora.merge(trained)
     if result.status == "ok" and hasattr(method, "finalize"):
         method.finalize(accelerator.unwrap_model(model), reference)
     return result

@@ -24,9 +24,11 @@ WMDP_RELATIVE_DEPTH = 7 / 32  # WMDP's layer 7 of Zephyr-7B's 32
 
 
 def decoder_layers(model: torch.nn.Module) -> torch.nn.ModuleList:
-    """The decoder blocks of a Llama-style HF causal LM (`model.model.layers`; a DDP wrapper's `.module` is unwrapped)."""
+    """The decoder blocks of a Llama-style HF causal LM (`model.model.layers`; DDP and peft wrappers are unwrapped)."""
     if not hasattr(model, "model") and hasattr(model, "module"):
         model = model.module
+    if hasattr(model, "get_base_model"):  # a peft (LoRA) wrapper
+        model = model.get_base_model()
     inner = getattr(model, "model", None)
     layers = getattr(inner, "layers", None)
     if layers is None:
