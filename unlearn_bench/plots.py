@@ -170,26 +170,31 @@ def curves_figure(rows: pd.DataFrame) -> Figure | None:
     return fig
 
 
-RECOVERY_SUFFIX = "_recovery_beyond_retain"  # the recovery the diagnose stage's verdict reads
-
-
-def recovery_figure(rows: pd.DataFrame) -> Figure | None:
-    """Recovery of the unlearning gap per attack (the largest over its metrics), a bar group per method;
-    the dashed line is the verdict threshold's default (25%); bars are clipped to [-0.2, 1.2]. None without
-    diagnostics rows."""
-    rows = rows[rows["split"].str.startswith("diag/") & rows["metric"].str.endswith(RECOVERY_SUFFIX)].dropna(subset=["value"])
+def share_figure(rows: pd.DataFrame) -> Figure | None:
+    """Knowledge share per attack (diagnose stage), a bar group per method, with the 95% interval (means over
+    seeds of the share and of its bounds); the dashed line is the verdict threshold's default (0.25); bars are
+    clipped to [-0.5, 1.5]. None without diagnostics rows."""
+    rows = rows[rows["split"].str.startswith("diag/") & rows["metric"].isin(["knowledge_share", "ci_low", "ci_high"])]
+    rows = rows.dropna(subset=["value"])
     if rows.empty:
         return None
-    table = rows.assign(attack=rows["split"].str.removeprefix("diag/")).groupby(["method", "attack"])["value"].max().unstack()
-    fig = Figure(figsize=(max(6.0, 0.7 * len(table) + 2), 4), layout="constrained")
+    table = rows.assign(attack=rows["split"].str.removeprefix("diag/")).groupby(["metric", "method", "attack"])["value"].mean()
+    share = table.get("knowledge_share", pd.Series(dtype=float)).unstack()
+    if share.empty:
+        return None
+    low, high = (table.get(m, pd.Series(dtype=float)).unstack().reindex_like(share) for m in ("ci_low", "ci_high"))
+    fig = Figure(figsize=(max(6.0, 0.9 * len(share) + 2), 4), layout="constrained")
     ax = fig.subplots()
-    width = 0.8 / len(table.columns)
-    for i, attack in enumerate(table.columns):
-        ax.bar([x + i * width for x in range(len(table))], table[attack].fillna(0).clip(-0.2, 1.2), width, label=attack)
+    width = 0.8 / len(share.columns)
+    for i, attack in enumerate(share.columns):
+        value = share[attack].clip(-0.5, 1.5)
+        err = [(value - low[attack].clip(-0.5, 1.5)).clip(lower=0).fillna(0), (high[attack].clip(-0.5, 1.5) - value).clip(lower=0).fillna(0)]
+        ax.bar([x + i * width for x in range(len(share))], value.fillna(0), width, yerr=err, capsize=1.5, label=attack,
+               color=colormaps["tab20"](i % 20))  # one colour per attack: there are more than the default cycle's 10
     ax.axhline(0.25, color="black", linestyle="--", linewidth=0.8)
-    ax.set_xticks([x + 0.4 - width / 2 for x in range(len(table))], table.index, rotation=45, ha="right")
-    ax.set_ylabel("recovered fraction of the gap")
-    ax.legend(fontsize="x-small", ncols=2)
+    ax.set_xticks([x + 0.4 - width / 2 for x in range(len(share))], share.index, rotation=45, ha="right")
+    ax.set_ylabel("knowledge share (0 = retain model, 1 = target)")
+    ax.legend(fontsize="x-small", ncols=3)
     return fig
 
 
@@ -206,8 +211,8 @@ def write_plots(df: pd.DataFrame, stats: pd.DataFrame, out_dir: Path) -> list[Pa
                 written += save_figure(fig, _stem(out_dir, bench, model, "tradeoff"))
             written += save_figure(bars_figure(group), _stem(out_dir, bench, model, "bars"))
     for (bench, model), group in df.groupby(["bench", "model"], sort=True):
-        if (fig := recovery_figure(group)) is not None:
-            written += save_figure(fig, _stem(out_dir, bench, model, "recovery"))
+        if (fig := share_figure(group)) is not None:
+            written += save_figure(fig, _stem(out_dir, bench, model, "knowledge_share"))
     steps = step_rows(df)
     for (bench, model, series), group in steps.groupby(["bench", "model", "series"], sort=True):
         if (fig := curves_figure(group)) is not None:

@@ -148,7 +148,8 @@ def collect_runs(results_dir: Path) -> pd.DataFrame:
     df = pd.DataFrame.from_records(records, columns=columns)
     df["value"] = df["value"].astype("float64")
     df["seed"] = df["seed"].astype("int64")
-    baseline = df["intent"] == "baseline"
+    # Reference rows every run of a sweep repeats: the baselines and the diagnose stage's known-answer controls.
+    baseline = df["intent"].isin(["baseline", "control"])
     # Prefer an "ok" copy of a repeated baseline row, then the first run id, so the choice is reproducible.
     deduped = (
         df[baseline]
@@ -247,7 +248,7 @@ def summarize_bench(df: pd.DataFrame, bench: str, configs: dict[str, dict[str, s
             "status": format_status(group),
         }
         if has_verdicts:  # the diagnose stage's verdict beside the declared intent
-            head["verdict"] = "; ".join(sorted(set(group.loc[_is_verdict(group), "note"])))
+            head["verdict"] = format_verdicts(group.loc[_is_verdict(group)])
         seeds = group["seed"].nunique()
         record = {**head, "seeds": seeds}
         for col in columns:
@@ -259,6 +260,15 @@ def summarize_bench(df: pd.DataFrame, bench: str, configs: dict[str, dict[str, s
             record[col.name + {True: " ↑", False: " ↓", None: ""}[higher]] = format_cell(col.name, values, seeds)
         wide.append(record)
     return pd.DataFrame(wide), pd.DataFrame(stats)
+
+
+def format_verdicts(verdicts: pd.DataFrame) -> str:
+    """Each seed's verdict with its interval (labels are not averaged over seeds): the one note when every seed
+    has it, else 'seed 0: ...; seed 1: ...'."""
+    by_seed = verdicts.drop_duplicates("seed").sort_values("seed")
+    if by_seed["note"].nunique() <= 1:
+        return by_seed["note"].iloc[0] if len(by_seed) else ""
+    return "; ".join(f"seed {seed}: {note}" for seed, note in zip(by_seed["seed"], by_seed["note"]))
 
 
 def _is_verdict(rows: pd.DataFrame) -> pd.Series:

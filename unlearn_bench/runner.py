@@ -23,7 +23,7 @@ from unlearn_bench.cache import clean_stale_temps
 from unlearn_bench.data.collate import PromptFormat
 from unlearn_bench.device import (SingleProcess, make_accelerator, on_main, save_pretrained, seed_everything, shared_stage,
                                   whole_model)
-from unlearn_bench.diagnostics import check_names, run_diagnostics
+from unlearn_bench.diagnostics import check_settings, run_diagnostics
 from unlearn_bench.evaluation import cost
 from unlearn_bench.evaluation.lm import eval_lm
 from unlearn_bench.fingerprints import data_fingerprint
@@ -117,7 +117,7 @@ def run(cfg: DictConfig) -> RunRecord:
         method = build_method(cfg.method)
         if getattr(method, "evaluates_as_is", False):
             cfg = as_is_config(cfg)
-        check_names(cfg.eval.diagnostics)
+        check_settings(cfg.eval, accelerator.device.type == "cuda")
         bench = build_benchmark(cfg.bench)
         data = bench.data()
         stages.check_data(data)
@@ -176,7 +176,9 @@ def run(cfg: DictConfig) -> RunRecord:
             rows += run_diagnostics(dataclasses.replace(ctx, accelerator=SingleProcess(ctx.accelerator)),
                                     model, tokenizer, run_id, lambda: build_method(cfg.method),
                                     {"unlearned": unlearned_eval, "finetuned": target_eval, "retain": retain_eval},
-                                    {"finetuned": target_dir, "retain": retain_dir}, wrapper)
+                                    {"finetuned": target_dir, "retain": retain_dir}, wrapper,
+                                    {"finetuned": model_identity(ctx, "target", target_dir),
+                                     "retain": model_identity(ctx, "retain", retain_dir)})
         record.seconds = round(time.time() - start, 1)
         write_run(run_dir, cfg, record, rows, unlearned_eval, result.history,
                   provenance.collect(started, ctx.accelerator, fingerprint))

@@ -7,7 +7,7 @@ import json
 import logging
 from dataclasses import asdict, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 import torch
 from accelerate import Accelerator
@@ -37,9 +37,11 @@ def n_batches(n: int, batch_size: int) -> int:
 
 
 def finetune(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, examples: list[QA], fmt: PromptFormat,
-             cfg: Any, max_length: int, seed: int, accelerator: Accelerator, desc: str, lora_cfg: Any = None) -> TrainResult:
+             cfg: Any, max_length: int, seed: int, accelerator: Accelerator, desc: str, lora_cfg: Any = None,
+             parameters: Iterable[torch.nn.Parameter] | None = None) -> TrainResult:
     """Causal-LM fine-tuning on answer tokens (the target on everything, the retain model without the forget set);
-    with `lora_cfg.r > 0` through LoRA adapters, merged into `model` afterwards."""
+    with `lora_cfg.r > 0` through LoRA adapters, merged into `model` afterwards; `parameters`: the ones trained
+    without LoRA (default: all)."""
     settings = optim_settings(cfg)
     trained = lora.wrap(model, lora_cfg) if lora.enabled(lora_cfg) else model
     result = train(
@@ -49,6 +51,7 @@ def finetune(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, example
         n_batches(len(examples), settings.batch_size),
         settings,
         accelerator,
+        parameters=parameters,
         desc=desc,
     )
     if trained is not model:

@@ -1,133 +1,125 @@
-"""What every diagnostic shares: its inputs, per-example forget metrics, and recovery of the unlearning gap.
+"""What every attack shares: the run's inputs, the attack interface, and greedy ROUGE scoring.
 
-Recovery of a metric under an attack is (after - unlearned) / (finetuned - unlearned), where `unlearned` and
-`finetuned` are the per-example forget scores the runner's evaluations already hold
-(`EvalOutput.reference_data["forget_scores"]`, index-aligned with the benchmark's eval forget split), averaged
-over the same examples the attack is measured on. 0 = the attack recovered nothing, 1 = everything the
-fine-tuned model knew.
+An attack is a function model -> per-example forget scores (higher = more knowledge shown), over a fixed set
+of forget examples (`Attack.index`); the diagnose stage applies each one identically to the unlearned model,
+the fine-tuned target and the retain model (`diagnostics.share` turns the three means into a knowledge share).
 
-The verdict uses recovery beyond the retain model: the same ratio with max(unlearned, retain) in place of
-`unlearned`. A model unlearned below the retain model (e.g. gradient ascent collapsing fluency) that an attack
-lifts back to the retain model's level regained the answer format, not the forgotten facts, which the retain
-model never saw.
+A model behind an inference-time wrapper (`evaluation.wrapper`: an inference-time method, the suppression
+control) is attacked as deployed by black-box attacks (prompts and sampling go through the wrapper), while
+white-box attacks (`Attack.white_box`: relearning, quantization, the probe, the soft prompt) hold the weights,
+and whoever holds the weights runs them without the wrapper.
 """
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass, field
+import dataclasses
+from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Hashable, Mapping, Sequence
 
 import numpy as np
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from unlearn_bench.benchmarks.base import EvalOutput, Metric
+from unlearn_bench.benchmarks.base import EvalOutput
 from unlearn_bench.data.records import EvalQA
+from unlearn_bench.diagnostics.groups import disjoint_split, forget_groups
 from unlearn_bench.evaluation.lm import LM, eval_lm
-from unlearn_bench.evaluation.qa_eval import score_splits
 from unlearn_bench.evaluation.wrapper import InferenceWrapper
+from unlearn_bench.metrics.rouge import rouge_recall
 
-ROLES = ("unlearned", "finetuned", "retain")
-PerExample = dict[str, np.ndarray]  # metric name -> one value per example
+Scorer = Callable[[PreTrainedModel, "InferenceWrapper | None"], np.ndarray]  # (weights, wrapper) -> scores
+
+
+@dataclass(frozen=True)
+class Attack:
+    """One attack: `score(model, wrapper)` gives one value per example of `index` (into the eval forget split)."""
+
+    name: str                 # row split diag/<name>; "none" is the attack-free baseline
+    metric: str               # what a score is, e.g. "rougeL_recall"
+    index: list[int]
+    score: Scorer
+    settings: Any = None      # what, besides the model and the run's data, determines the scores (cache key)
+    white_box: bool = False   # needs the weights: scored without the model's inference-time wrapper
+    # The scores read off a model's existing evaluation, where the attack is the bench's own (no attack).
+    from_evaluation: Callable[[EvalOutput], np.ndarray] | None = None
 
 
 @dataclass
 class DiagInputs:
-    """The unlearned model and everything of its run a diagnostic needs (built by `run_diagnostics`)."""
+    """Everything of one run the attacks need (built by `run_diagnostics`)."""
 
     cfg: Any                                  # the run's DictConfig
-    bench: Any                                # the Benchmark
-    data: Any                                 # its BenchData
+    settings: Any                             # its DiagnosticsConfig
+    bench: Any
+    data: Any                                 # BenchData
     fmt: Any                                  # PromptFormat
     accelerator: Any
-    model: PreTrainedModel                    # unlearned, unwrapped
     tokenizer: PreTrainedTokenizerBase
-    evals: Mapping[str, EvalOutput]           # ROLES -> evaluation
-    model_dirs: Mapping[str, Path]            # "finetuned", "retain" -> saved model
+    evals: Mapping[str, EvalOutput]           # unlearned / finetuned / retain -> evaluation
+    model_dirs: Mapping[str, Path]            # finetuned / retain -> saved model
     new_method: Callable[[], Any]             # a fresh method object (sequential unlearning)
-    min_gap: float                            # below this finetuned-unlearned gap recovery is undefined (NaN)
-    wrapper: InferenceWrapper | None = None   # an inference-time method's wrapper over `model`
 
-    def lm(self, model: PreTrainedModel | None = None) -> LM:
-        """The unlearned system as a user queries it (no `model`: the unlearned weights behind the method's
-        wrapper, if any), or the given weights run as they are: an attack that needs the weights (relearning,
-        quantization, probing) holds them, and whoever holds the weights runs them without a wrapper."""
-        wrapper = self.wrapper if model is None else None
-        return eval_lm(model if model is not None else self.model, self.tokenizer, self.fmt, self.cfg.model.max_length,
-                       self.cfg.eval.batch_size, wrapper)
+    def lm(self, model: PreTrainedModel, wrapper: InferenceWrapper | None = None) -> LM:
+        return eval_lm(model, self.tokenizer, self.fmt, self.cfg.model.max_length, self.cfg.eval.batch_size, wrapper)
 
     @property
     def max_new_tokens(self) -> int:
         return self.bench.cfg.max_new_tokens
+
+    @property
+    def seed(self) -> int:
+        return int(self.cfg.seed)
 
     @cached_property
     def forget_examples(self) -> list[EvalQA]:
         """The eval forget split, in the order of the evaluations' per-example forget scores."""
         return list(self.bench.eval_splits()["forget"])
 
+    @cached_property
+    def groups(self) -> list[Hashable]:
+        return forget_groups(self.forget_examples, self.cfg.bench.name)
+
+    @cached_property
+    def split(self) -> tuple[list[int], list[int]]:
+        """(train, held out) forget indices, whole groups on each side: relearning and the soft prompt train
+        on the first and are scored on the second."""
+        return disjoint_split(self.groups, self.settings.relearn.train_fraction)
+
     def is_qa(self) -> bool:
         """TOFU-family: eval splits of EvalQA and per-example forget scores in every evaluation."""
-        return hasattr(self.bench, "eval_splits") and all(
-            "forget_scores" in self.evals[r].reference_data for r in ROLES)
-
-    def references(self) -> dict[str, PerExample]:
-        return {role: self.reference(role) for role in ROLES}
-
-    def reference(self, role: str) -> PerExample:
-        """Per-example forget scores of the unlearned/finetuned/retain model in the standard format."""
-        s = self.evals[role].reference_data["forget_scores"]
-        gt = np.asarray(s["gt_loss"], dtype=float)
-        return {
-            "rouge": np.asarray(s["rouge_l_recall"], dtype=float),
-            "prob": np.exp(-gt),
-            # log-likelihood multiple choice without options in the prompt: the true answer beats every wrong one
-            "acc": (gt < np.asarray(s["perturbed_loss"], dtype=float).min(axis=1)).astype(float),
-        }
+        return hasattr(self.bench, "eval_splits") and all("forget_scores" in e.reference_data for e in self.evals.values())
 
 
-@dataclass
-class DiagResult:
-    metrics: list[Metric] = field(default_factory=list)
-    recovery: dict[str, float] = field(default_factory=dict)  # attack label -> largest recovery over its metrics
-
-    def add(self, other: "DiagResult") -> "DiagResult":
-        self.metrics += other.metrics
-        self.recovery.update(other.recovery)
-        return self
+def greedy_rouge(lm: LM, prompts: Sequence[str], answers: Sequence[str], max_new_tokens: int, raw: bool = False) -> np.ndarray:
+    """ROUGE-L recall of each greedy answer against its reference, scored as the bench scores generations."""
+    generations = lm.generate(list(prompts), max_new_tokens=max_new_tokens, raw=raw)
+    return np.asarray(rouge_recall(generations, list(answers))["rougeL"], dtype=float)
 
 
-def forget_metrics(lm: LM, examples: Sequence[EvalQA], max_new_tokens: int) -> PerExample:
-    """Forget ROUGE-L recall (greedy generation) and answer probability per example, scored like the bench."""
-    scores = score_splits(lm, {"forget": examples}, max_new_tokens)["forget"].scores
-    return {"rouge": np.asarray(scores.rouge_l_recall, dtype=float), "prob": np.exp(-np.asarray(scores.gt_loss, dtype=float))}
+def forget_rouge(evaluation: EvalOutput) -> np.ndarray:
+    """The bench's own per-example forget ROUGE-L recall of an evaluated model."""
+    return np.asarray(evaluation.reference_data["forget_scores"]["rouge_l_recall"], dtype=float)
 
 
-def recovery(after: float, unlearned: float, finetuned: float, min_gap: float) -> float:
-    """Fraction of the unlearning gap an attack recovers (every metric here grows with knowledge); NaN when
-    unlearning opened no gap of at least `min_gap` to recover, as a ratio of noise would decide the verdict."""
-    gap = finetuned - unlearned
-    if not (math.isfinite(gap) and math.isfinite(after)) or gap < min_gap:
-        return math.nan
-    return (after - unlearned) / gap
+def rouge_attack(inputs: DiagInputs, name: str, index: list[int], prompts: Sequence[str], settings: Any = None, *,
+                 references: Sequence[str] | None = None, transform: Callable[[PreTrainedModel], PreTrainedModel | None] | None = None,
+                 raw: bool = False) -> Attack:
+    """An attack scored by greedy ROUGE-L recall: `prompts` (one per example of `index`) asked of
+    `transform(model)` (the weights attacked, which makes the attack white-box; None when the attack failed,
+    which leaves the scores NaN), against the examples' answers or `references`."""
+    answers = list(references) if references is not None else [inputs.forget_examples[i].answer for i in index]
+
+    def score(model: PreTrainedModel, wrapper: InferenceWrapper | None) -> np.ndarray:
+        attacked = transform(model) if transform is not None else model
+        if attacked is None:
+            return np.full(len(index), np.nan)
+        return greedy_rouge(inputs.lm(attacked, wrapper), prompts, answers, inputs.max_new_tokens, raw=raw)
+
+    return Attack(name, "rougeL_recall", list(index), score, settings, white_box=transform is not None)
 
 
-def compare(label: str, after: PerExample, refs: Mapping[str, PerExample], index: Sequence[int] | None,
-            min_gap: float) -> DiagResult:
-    """Rows `diag/<label>`: each metric after the attack, its recovery of the finetuned-unlearned gap and its
-    recovery beyond the retain model (which votes in the verdict); `refs` are per-example, `index` selects the
-    examples `after` was measured on (None: all)."""
-    out = DiagResult()
-    split = f"diag/{label}"
-    recoveries = []
-    for name, values in after.items():
-        value = float(np.mean(values))
-        base = {role: float(np.mean(r[name] if index is None else r[name][list(index)])) for role, r in refs.items()}
-        beyond = recovery(value, max(base["unlearned"], base["retain"]), base["finetuned"], min_gap)
-        recoveries.append(beyond)
-        out.metrics += [Metric(split, name, value, False),
-                        Metric(split, f"{name}_recovery", recovery(value, base["unlearned"], base["finetuned"], min_gap), False),
-                        Metric(split, f"{name}_recovery_beyond_retain", beyond, False)]
-    finite = [r for r in recoveries if math.isfinite(r)]
-    out.recovery[label] = max(finite) if finite else math.nan
-    return out
+def no_attack(inputs: DiagInputs) -> Attack:
+    """Attack zero: the forget questions as the bench asks them, greedy answers (reused from the evaluations)."""
+    examples = inputs.forget_examples
+    attack = rouge_attack(inputs, "none", list(range(len(examples))), [ex.question for ex in examples])
+    return dataclasses.replace(attack, from_evaluation=forget_rouge)

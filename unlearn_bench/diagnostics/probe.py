@@ -6,13 +6,12 @@ retain questions to predict an attribute value (e.g. the genre in "What genre do
 (the question and its paraphrase). Probing as in Lynch et al. 2024 (arXiv:2402.16835, "latent knowledge"
 probes) and Patil et al. 2024, "Can sensitive information be deleted from LLMs?" (ICLR, arXiv:2309.17410):
 outputs can hide what intermediate representations still encode. The retain model, which never saw the forget
-authors, is the baseline: accuracy above it means the information is still present; recovery is
-(unlearned - retain) / (finetuned - retain).
+authors, is the floor of the knowledge share. A test example's score is the probe's mean correctness over the
+question and its paraphrase (one example, one group member: they are not independent samples).
 """
 from __future__ import annotations
 
 import logging
-import math
 from collections import Counter
 from dataclasses import dataclass
 from typing import Optional, Sequence
@@ -22,13 +21,13 @@ import torch
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
+from transformers import PreTrainedModel
 
 from unlearn_bench.data.collate import pad_batch
 from unlearn_bench.data.records import EvalQA, iter_chunks
 from unlearn_bench.device import eval_device
-from unlearn_bench.diagnostics.common import DiagInputs, DiagResult, compare
+from unlearn_bench.diagnostics.common import Attack, DiagInputs
 from unlearn_bench.evaluation.lm import LM
-from unlearn_bench.models import loading
 
 log = logging.getLogger(__name__)
 
@@ -54,16 +53,18 @@ def choose_attribute(train: Sequence[EvalQA], test: Sequence[EvalQA]) -> int | N
     return best
 
 
-def labelled_questions(examples: Sequence[EvalQA], attribute: int) -> tuple[list[str], list[str]]:
-    """(questions, values) of one attribute: each question and, where present, its paraphrase."""
-    questions, values = [], []
-    for ex in examples:
+def labelled_questions(examples: Sequence[EvalQA], attribute: int) -> tuple[list[str], list[str], list[int]]:
+    """(questions, values, owners) of one attribute: each question and, where present, its paraphrase, with the
+    index into `examples` of the example each belongs to (a paraphrase is part of its question's example)."""
+    questions, values, owners = [], [], []
+    for i, ex in enumerate(examples):
         if ex.meta.get("attribute") == attribute:
             for q in (ex.question, ex.paraphrased_question):
                 if q:
                     questions.append(q)
                     values.append(ex.meta["value"])
-    return questions, values
+                    owners.append(i)
+    return questions, values, owners
 
 
 @torch.inference_mode()
@@ -90,32 +91,37 @@ def probe_correct(train_x: np.ndarray, train_y: Sequence[str], test_x: np.ndarra
     return (probe.predict(test_x) == np.asarray(test_y)).astype(float)
 
 
-def run(inputs: DiagInputs, cfg: ProbeConfig) -> DiagResult:
+def per_example(correct: np.ndarray, owners: Sequence[int], index: Sequence[int]) -> np.ndarray:
+    """Mean correctness of each example's questions (question and paraphrase), in the order of `index`."""
+    owners = np.asarray(owners)
+    return np.asarray([correct[owners == i].mean() for i in index])
+
+
+def attacks(inputs: DiagInputs, cfg: ProbeConfig) -> list[Attack]:
     # The uncapped splits where the adapter exposes them: the probe needs many retain authors to learn from.
     splits = inputs.bench.splits() if hasattr(inputs.bench, "splits") else inputs.bench.eval_splits()
     train, test = splits["retain"], inputs.forget_examples
     attribute = cfg.attribute if cfg.attribute is not None else choose_attribute(train, test)
     if attribute is None:
-        log.warning("probe: no attribute (EvalQA.meta attribute/value) shared by retain and forget questions; skipping")
-        return DiagResult()
-    (train_q, train_y), (test_q, test_y) = labelled_questions(train, attribute), labelled_questions(test, attribute)
+        raise ValueError("eval.diagnostics has probe, but no attribute (EvalQA.meta attribute/value) is shared by "
+                         "retain and forget questions")
+    (train_q, train_y, _), (test_q, test_y, owners) = labelled_questions(train, attribute), labelled_questions(test, attribute)
     if len(set(train_y)) < 2 or not test_q:
         raise ValueError(f"eval.diag.probe.attribute={attribute}: needs >= 2 values among retain questions and "
                          f"some forget questions, got {len(set(train_y))} values and {len(test_q)} questions")
-    n_layers = inputs.model.config.num_hidden_layers
-    layer = cfg.layer if cfg.layer is not None else n_layers // 2
-    if not 0 <= layer <= n_layers:
-        raise ValueError(f"eval.diag.probe.layer={layer}: the model has hidden states 0..{n_layers}")
-    correct = {}
-    for role in ("unlearned", "finetuned", "retain"):
-        model = inputs.model if role == "unlearned" else loading.load_saved(inputs.model_dirs[role], inputs.cfg.model).to(inputs.accelerator.device)
+    index = list(dict.fromkeys(owners))
+    log.info("probe: attribute %s, %d train / %d test questions, top classes %s", attribute, len(train_q), len(test_q),
+             Counter(train_y).most_common(3))
+
+    def score(model: PreTrainedModel, _: object) -> np.ndarray:  # white-box: hidden states of the bare weights
+        n_layers = model.config.num_hidden_layers
+        layer = cfg.layer if cfg.layer is not None else n_layers // 2
+        if not 0 <= layer <= n_layers:
+            raise ValueError(f"eval.diag.probe.layer={layer}: the model has hidden states 0..{n_layers}")
         lm = inputs.lm(model)
-        correct[role] = {"acc": probe_correct(question_features(lm, train_q, layer), train_y,
-                                              question_features(lm, test_q, layer), test_y, cfg.C, inputs.cfg.seed)}
-    log.info("probe: attribute %s, layer %d, %d train / %d test questions, top classes %s", attribute, layer,
-             len(train_q), len(test_q), Counter(train_y).most_common(3))
-    # the retain model stands where an attack's unlearned baseline stands: what "never learned" looks like
-    refs = {"unlearned": correct["retain"], "finetuned": correct["finetuned"], "retain": correct["retain"]}
-    # An accuracy over n questions is noisy by ~1/(2 sqrt n): a gap smaller than twice that is not evidence.
-    min_gap = max(inputs.min_gap, 1.0 / math.sqrt(len(test_q)))
-    return compare("probe", correct["unlearned"], refs, None, min_gap)
+        correct = probe_correct(question_features(lm, train_q, layer), train_y, question_features(lm, test_q, layer),
+                                test_y, cfg.C, inputs.seed)
+        return per_example(correct, owners, index)
+
+    return [Attack("probe", "probe_accuracy", index, score, {"attribute": attribute, "layer": cfg.layer, "C": cfg.C},
+                   white_box=True)]

@@ -1,33 +1,48 @@
-"""Quantization attack: the forget metrics of the unlearned model with its weights quantized.
+"""Quantization attack: greedy forget answers of the model with its weights quantized.
 
 Zhang et al. 2024, "Catastrophic failure of LLM unlearning via quantization" (arXiv:2410.16454): unlearning
 with small learning rates moves weights by less than a quantization step, so rounding maps the unlearned
 weights back near the original ones and 4-bit models recover much of the forgotten knowledge.
 
-On CPU: int8 with `torch.ao.quantization.quantize_dynamic`, 4-bit with `rtn_quantize_` below. On CUDA:
-bitsandbytes (`load_in_8bit` / `load_in_4bit`, as the paper loads models) where installed, else `rtn_quantize_`
-for both widths.
+All three models go through the same quantizer. The default, round-to-nearest (`rtn_quantize_`), runs the
+same on CPU and GPU, so a verdict does not depend on the hardware; `eval.diag.quantize.method=bnb` reloads
+the models through bitsandbytes (CUDA and the package needed; 4 and 8 bits), as the paper does.
 """
 from __future__ import annotations
 
 import copy
 import importlib.util
-import logging
 import tempfile
 from dataclasses import dataclass, field
 
 import torch
 from transformers import PreTrainedModel
 
-from unlearn_bench.diagnostics.common import DiagInputs, DiagResult, compare, forget_metrics
+from unlearn_bench.diagnostics.common import Attack, DiagInputs, rouge_attack
 from unlearn_bench.models import loading
 
-log = logging.getLogger(__name__)
+METHODS = ("rtn", "bnb")
 
 
 @dataclass
 class QuantizeConfig:
     bits: list[int] = field(default_factory=lambda: [8, 4])
+    method: str = "rtn"  # rtn | bnb
+
+
+def check(cfg: QuantizeConfig) -> None:
+    if cfg.method not in METHODS:
+        raise ValueError(f"eval.diag.quantize.method='{cfg.method}': choose from {list(METHODS)}")
+    bad = [b for b in cfg.bits if not 2 <= b <= 16]
+    if bad:
+        raise ValueError(f"eval.diag.quantize.bits: {bad} not in 2..16")
+    if cfg.method == "bnb" and set(cfg.bits) - {4, 8}:
+        raise ValueError(f"eval.diag.quantize.method=bnb quantizes to 4 or 8 bits, not {sorted(set(cfg.bits) - {4, 8})}")
+
+
+def check_hardware(cfg: QuantizeConfig, on_cuda: bool) -> None:
+    if cfg.method == "bnb" and (not on_cuda or importlib.util.find_spec("bitsandbytes") is None):
+        raise ValueError("eval.diag.quantize.method=bnb needs CUDA and the bitsandbytes package; use method=rtn")
 
 
 @torch.no_grad()
@@ -45,35 +60,26 @@ def rtn_quantize_(model: torch.nn.Module, bits: int) -> torch.nn.Module:
     return model
 
 
-def int8_dynamic(model: torch.nn.Module) -> torch.nn.Module:
-    """CPU int8 weights (per-tensor affine) with dynamically quantized activations, on a float32 copy."""
-    return torch.ao.quantization.quantize_dynamic(copy.deepcopy(model).float().cpu(), {torch.nn.Linear}, dtype=torch.qint8)
-
-
-def bnb_quantized(inputs: DiagInputs, bits: int) -> PreTrainedModel:
-    """The unlearned model reloaded through bitsandbytes (needs CUDA and the package)."""
+def bnb_quantized(inputs: DiagInputs, model: PreTrainedModel, bits: int) -> PreTrainedModel:
+    """`model` reloaded through bitsandbytes (needs CUDA and the package)."""
     from transformers import BitsAndBytesConfig
 
     with tempfile.TemporaryDirectory() as tmp:
-        loading.save(inputs.model, inputs.tokenizer, tmp)
+        loading.save(model, inputs.tokenizer, tmp)
         quant = BitsAndBytesConfig(load_in_8bit=bits == 8, load_in_4bit=bits == 4)
-        return type(inputs.model).from_pretrained(tmp, quantization_config=quant, device_map={"": inputs.accelerator.device})
-
-
-def quantized(inputs: DiagInputs, bits: int) -> torch.nn.Module:
-    on_cuda = inputs.accelerator.device.type == "cuda"
-    if on_cuda and bits in (4, 8) and importlib.util.find_spec("bitsandbytes") is not None:
-        return bnb_quantized(inputs, bits)
-    if not on_cuda and bits == 8:
-        return int8_dynamic(inputs.model)
-    return rtn_quantize_(copy.deepcopy(inputs.model), bits)
-
-
-def run(inputs: DiagInputs, cfg: QuantizeConfig) -> DiagResult:
-    out = DiagResult()
-    for bits in cfg.bits:
-        model = quantized(inputs, bits)
-        after = forget_metrics(inputs.lm(model), inputs.forget_examples, inputs.max_new_tokens)
-        del model
-        out.add(compare(f"quantize/int{bits}", after, inputs.references(), None, inputs.min_gap))
+        out = type(model).from_pretrained(tmp, quantization_config=quant, device_map={"": inputs.accelerator.device})
+    out.generation_config = copy.deepcopy(model.generation_config)  # inference-time settings travel with the model
     return out
+
+
+def attacks(inputs: DiagInputs, cfg: QuantizeConfig) -> list[Attack]:
+    examples = inputs.forget_examples
+
+    def attack(bits: int) -> Attack:
+        def quantized(model: PreTrainedModel) -> PreTrainedModel:
+            return bnb_quantized(inputs, model, bits) if cfg.method == "bnb" else rtn_quantize_(copy.deepcopy(model), bits)
+
+        return rouge_attack(inputs, f"quantize/int{bits}", list(range(len(examples))), [ex.question for ex in examples],
+                            {"bits": bits, "method": cfg.method}, transform=quantized)
+
+    return [attack(bits) for bits in cfg.bits]

@@ -1,9 +1,14 @@
-"""Relearning attack: a few fine-tuning steps on one part of the forget set, measured on the other part.
+"""Relearning attack: a few fine-tuning steps on some forget groups, greedy answers on the others.
 
 Lynch et al. 2024, "Eight methods to evaluate robust unlearning in LLMs" (arXiv:2402.16835), and Hu et al. 2024,
 "Jogging the memory of unlearned LLMs through targeted relearning attacks" (arXiv:2406.13356): knowledge that
 was only suppressed comes back for held-out facts after briefly training on related ones; removed knowledge
-has to be learned from scratch, which the held-out half cannot be.
+has to be learned from scratch, which the held-out groups cannot be.
+
+The budget is the same for every method and every model of a run: `eval.diag.relearn` (learning rate and
+batch size default to the model's own fine-tuning settings, `model.finetune`), so recoveries compare across
+methods. The retain model gets the same steps: what it "recovers" on groups it never saw is what the attack
+itself teaches (format), the floor of the share.
 """
 from __future__ import annotations
 
@@ -11,52 +16,68 @@ import copy
 import dataclasses
 import logging
 from dataclasses import dataclass
-from typing import Optional, Sequence
+from typing import Any, Iterable, Optional
+
+import torch
 
 from unlearn_bench import stages
-from unlearn_bench.data.records import EvalQA
-from unlearn_bench.diagnostics.common import DiagInputs, DiagResult, compare, forget_metrics
+from unlearn_bench.diagnostics.common import Attack, DiagInputs, rouge_attack
 from unlearn_bench.training import OptimFields
 
 log = logging.getLogger(__name__)
 
+# Which parameters the attacker trains, by module name (Llama/Phi/Mistral naming).
+PARAMS = {"all": lambda name: True, "mlp": lambda name: ".mlp." in name, "attention": lambda name: ".self_attn." in name}
+
 
 @dataclass
 class RelearnConfig(OptimFields):
-    """The fields `stages.finetune` reads, plus which share of the forget set the attacker trains on."""
+    """`stages.finetune`'s fields; None takes the model's fine-tuning value (`model.finetune`)."""
 
-    train_fraction: float = 0.5
-    lr: Optional[float] = None  # None: the unlearning method's lr (the attacker gets the unlearner's budget)
+    train_fraction: float = 0.5   # share of the forget groups trained on (the rest are scored)
+    lr: Optional[float] = None
+    batch_size: Optional[int] = None
     epochs: float = 1
     max_steps: int = 10
+    params: str = "all"           # all | mlp | attention
 
 
-def disjoint_split(examples: Sequence[EvalQA], train_fraction: float) -> tuple[list[int], list[int]]:
-    """Indices (train, held out): whole authors (`meta["author"]`) where every example has one and there are
-    two or more, else the first `train_fraction` of the examples by index, so that no held-out fact shares an
-    author with a trained one where authors are known."""
-    if not 0 < train_fraction < 1:
-        raise ValueError(f"eval.diag.relearn.train_fraction={train_fraction} must be in (0, 1)")
-    group_of: list = list(range(len(examples)))
-    if all("author" in ex.meta for ex in examples) and len({ex.meta["author"] for ex in examples}) > 1:
-        group_of = [ex.meta["author"] for ex in examples]
-    groups = list(dict.fromkeys(group_of))
-    if len(groups) < 2:
-        raise ValueError(f"the relearning attack needs >= 2 forget examples, got {len(examples)}")
-    trained = set(groups[: min(len(groups) - 1, max(1, round(len(groups) * train_fraction)))])
-    return ([i for i, g in enumerate(group_of) if g in trained], [i for i, g in enumerate(group_of) if g not in trained])
+def check(cfg: RelearnConfig) -> None:
+    if cfg.params not in PARAMS:
+        raise ValueError(f"eval.diag.relearn.params='{cfg.params}': choose from {list(PARAMS)}")
+    if cfg.max_steps < 1:
+        raise ValueError(f"eval.diag.relearn.max_steps={cfg.max_steps}: the attack needs >= 1 step")
+    if not 0 < cfg.train_fraction < 1:
+        raise ValueError(f"eval.diag.relearn.train_fraction={cfg.train_fraction} must be in (0, 1)")
 
 
-def run(inputs: DiagInputs, cfg: RelearnConfig) -> DiagResult:
+def budget(cfg: RelearnConfig, finetune: Any) -> RelearnConfig:
+    """The attack's optimisation settings: its own, with the model's fine-tuning lr / batch size for None."""
+    return dataclasses.replace(cfg, lr=cfg.lr if cfg.lr is not None else finetune.lr,
+                               batch_size=cfg.batch_size if cfg.batch_size is not None else finetune.batch_size)
+
+
+def trained_parameters(model: torch.nn.Module, params: str) -> Iterable[torch.nn.Parameter]:
+    chosen = [p for name, p in model.named_parameters() if PARAMS[params](name)]
+    if not chosen:
+        raise ValueError(f"eval.diag.relearn.params='{params}' selects no parameter of {type(model).__name__}")
+    return chosen
+
+
+def attacks(inputs: DiagInputs, cfg: RelearnConfig) -> list[Attack]:
     examples = inputs.forget_examples
-    train_idx, held_out = disjoint_split(examples, cfg.train_fraction)
-    settings = dataclasses.replace(cfg, lr=cfg.lr if cfg.lr is not None else inputs.cfg.method.lr)
-    attacked = copy.deepcopy(inputs.model)
-    result = stages.finetune(attacked, inputs.tokenizer, [examples[i].as_qa() for i in train_idx], inputs.fmt, settings,
-                             inputs.cfg.model.max_length, inputs.cfg.seed, inputs.accelerator, desc="diag:relearn")
-    if result.status != "ok":
-        log.warning("relearning attack diverged (%s): no relearn rows", result.message)
-        return DiagResult()
-    attacked = inputs.accelerator.unwrap_model(attacked)
-    after = forget_metrics(inputs.lm(attacked), [examples[i] for i in held_out], inputs.max_new_tokens)
-    return compare("relearn", after, inputs.references(), held_out, inputs.min_gap)
+    train_idx, held_out = inputs.split
+    settings = budget(cfg, inputs.cfg.model.finetune)
+
+    def relearned(model: torch.nn.Module) -> torch.nn.Module | None:
+        attacked = copy.deepcopy(model)
+        result = stages.finetune(attacked, inputs.tokenizer, [examples[i].as_qa() for i in train_idx], inputs.fmt,
+                                 settings, inputs.cfg.model.max_length, inputs.seed, inputs.accelerator,
+                                 desc="diag:relearn", parameters=trained_parameters(attacked, cfg.params))
+        if result.status != "ok":
+            log.warning("relearning attack diverged (%s): its scores are undefined", result.message)
+            return None
+        return inputs.accelerator.unwrap_model(attacked)
+
+    return [rouge_attack(inputs, "relearn", held_out, [examples[i].question for i in held_out],
+                         dataclasses.asdict(settings), transform=relearned)]

@@ -1,29 +1,28 @@
-"""Rephrased and format-shifted probes of the forget set.
+"""Rephrased and format-shifted forget questions, the same prompts for every model.
 
 Lynch et al. 2024, "Eight methods to evaluate robust unlearning in LLMs" (arXiv:2402.16835), sections on
 rephrased prompts, multiple-choice formats and in-context mixing: a method that learned to refuse the exact
 forget questions may still answer them when they are asked differently.
 
-  paraphrase  the question reworded (`EvalQA.paraphrased_question`), scored like the bench
-  mcq         the question with its true and perturbed answers listed as options; accuracy = the true answer
-              has the lowest loss. Its baseline is the same log-likelihood choice without the options shown.
-  mixed       the question after `n_context` retain questions and their answers, in one prompt
+  paraphrase  the question reworded (`EvalQA.paraphrased_question`), greedy ROUGE-L recall
+  mcq         the question with its true and `mcq_options - 1` perturbed answers listed as options (seeded
+              order); a score of 1 when the true answer has the lowest loss of the options
+  mixed       the question after `n_context` retain questions and their answers in one prompt, greedy ROUGE-L
 """
 from __future__ import annotations
 
-import dataclasses
-import logging
 import random
 import string
 from dataclasses import dataclass, field
 
 import numpy as np
+from transformers import PreTrainedModel
 
 from unlearn_bench.data.records import QA, EvalQA
-from unlearn_bench.diagnostics.common import DiagInputs, DiagResult, compare, forget_metrics
+from unlearn_bench.diagnostics.common import Attack, DiagInputs, rouge_attack
 from unlearn_bench.evaluation.lm import LM
+from unlearn_bench.evaluation.wrapper import InferenceWrapper
 
-log = logging.getLogger(__name__)
 PROBES = ("paraphrase", "mcq", "mixed")
 
 
@@ -31,6 +30,16 @@ PROBES = ("paraphrase", "mcq", "mixed")
 class RephraseConfig:
     probes: list[str] = field(default_factory=lambda: list(PROBES))
     n_context: int = 2  # retain question/answer pairs before each forget question (mixed)
+    mcq_options: int = 4  # options shown (mcq): the true answer and the first perturbed ones; each costs a forward
+
+
+def check(cfg: RephraseConfig) -> None:
+    unknown = sorted(set(cfg.probes) - set(PROBES))
+    if unknown:
+        raise ValueError(f"eval.diag.rephrase.probes: unknown {unknown}; choose from {list(PROBES)}")
+    if cfg.n_context < 1 or cfg.mcq_options < 2:
+        raise ValueError(f"eval.diag.rephrase: n_context={cfg.n_context} must be >= 1 and mcq_options="
+                         f"{cfg.mcq_options} >= 2")
 
 
 def mcq_prompt(ex: EvalQA, options: list[str]) -> str:
@@ -38,13 +47,13 @@ def mcq_prompt(ex: EvalQA, options: list[str]) -> str:
     return f"{ex.question} Options: {listed}"
 
 
-def mcq_accuracy(lm: LM, examples: list[EvalQA], seed: int) -> np.ndarray:
-    """1 per example whose true answer has the lowest loss of its options, asked with the options shown
-    (in a seeded random order)."""
+def mcq_accuracy(lm: LM, examples: list[EvalQA], seed: int, n_options: int | None = None) -> np.ndarray:
+    """1 per example whose true answer has the lowest loss of its options (the true answer and the first
+    `n_options - 1` perturbed ones; None: all), asked with the options shown (in a seeded random order)."""
     rng = random.Random(seed)
     pairs, widths = [], []
     for ex in examples:
-        options = [ex.answer, *ex.perturbed_answers]
+        options = [ex.answer, *ex.perturbed_answers][:n_options]
         shown = rng.sample(options, len(options))
         pairs += [QA(mcq_prompt(ex, shown), opt) for opt in options]  # true answer first in scoring order
         widths.append(len(options))
@@ -53,32 +62,30 @@ def mcq_accuracy(lm: LM, examples: list[EvalQA], seed: int) -> np.ndarray:
     return np.asarray([float(row[0] < min(row[1:])) for row in rows])
 
 
-def mixed(ex: EvalQA, context: list[EvalQA]) -> EvalQA:
-    prefix = " ".join(f"{c.question} {c.answer}" for c in context)
-    return dataclasses.replace(ex, question=f"{prefix} {ex.question}")
+def mixed_prompt(ex: EvalQA, context: list[EvalQA]) -> str:
+    return " ".join(f"{c.question} {c.answer}" for c in context) + f" {ex.question}"
 
 
-def run(inputs: DiagInputs, cfg: RephraseConfig) -> DiagResult:
-    unknown = sorted(set(cfg.probes) - set(PROBES))
-    if unknown:
-        raise ValueError(f"eval.diag.rephrase.probes: unknown {unknown}; choose from {list(PROBES)}")
-    examples, refs, lm, n = inputs.forget_examples, inputs.references(), inputs.lm(), inputs.max_new_tokens
-    out = DiagResult()
+def attacks(inputs: DiagInputs, cfg: RephraseConfig) -> list[Attack]:
+    examples = inputs.forget_examples
+    out = []
+
     if "paraphrase" in cfg.probes:
         idx = [i for i, ex in enumerate(examples) if ex.paraphrased_question]
-        if idx:
-            reworded = [dataclasses.replace(examples[i], question=examples[i].paraphrased_question) for i in idx]
-            out.add(compare("rephrase/paraphrase", forget_metrics(lm, reworded, n), refs, idx, inputs.min_gap))
-        else:
-            log.warning("rephrase: no forget example has a paraphrased question; skipping the paraphrase probe")
+        if not idx:
+            raise ValueError("eval.diag.rephrase.probes has paraphrase, but no forget example has a paraphrased question")
+        out.append(rouge_attack(inputs, "rephrase/paraphrase", idx, [examples[i].paraphrased_question for i in idx]))
     if "mcq" in cfg.probes:
         # every forget example has perturbed answers: the bench's truth ratio (SplitScores) requires them
-        out.add(compare("rephrase/mcq", {"acc": mcq_accuracy(lm, examples, inputs.cfg.seed)}, refs, None, inputs.min_gap))
+        def mcq(model: PreTrainedModel, wrapper: InferenceWrapper | None) -> np.ndarray:
+            return mcq_accuracy(inputs.lm(model, wrapper), examples, inputs.seed, cfg.mcq_options)
+
+        out.append(Attack("rephrase/mcq", "mcq_accuracy", list(range(len(examples))), mcq, {"options": cfg.mcq_options}))
     if "mixed" in cfg.probes:
         retain = list(inputs.bench.eval_splits()["retain"])
         if len(retain) < cfg.n_context:
             raise ValueError(f"rephrase: mixed probe needs {cfg.n_context} retain questions, the eval retain split has {len(retain)}")
-        rng = random.Random(inputs.cfg.seed)
-        prompts = [mixed(ex, rng.sample(retain, cfg.n_context)) for ex in examples]
-        out.add(compare("rephrase/mixed", forget_metrics(lm, prompts, n), refs, None, inputs.min_gap))
+        rng = random.Random(inputs.seed)
+        prompts = [mixed_prompt(ex, rng.sample(retain, cfg.n_context)) for ex in examples]
+        out.append(rouge_attack(inputs, "rephrase/mixed", list(range(len(examples))), prompts, {"n_context": cfg.n_context}))
     return out

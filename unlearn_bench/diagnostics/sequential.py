@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 from unlearn_bench import stages
 from unlearn_bench.benchmarks.base import Metric
-from unlearn_bench.diagnostics.common import DiagInputs, DiagResult
+from unlearn_bench.diagnostics.common import DiagInputs
 from unlearn_bench.methods.base import is_inference_time
 from unlearn_bench.models import loading
 
@@ -58,10 +58,10 @@ def metric_name(m: Metric) -> str:
     return m.metric if m.split == "summary" else f"{m.split}_{m.metric}"
 
 
-def run(inputs: DiagInputs, cfg: SequentialConfig) -> DiagResult:
+def run(inputs: DiagInputs, cfg: SequentialConfig) -> list[Metric]:
     run_cfg, data = inputs.cfg, inputs.data
     model = loading.load_saved(inputs.model_dirs["finetuned"], run_cfg.model)
-    out = DiagResult()
+    out: list[Metric] = []
     method = inputs.new_method()
     for k, idx in enumerate(requests(inputs, cfg), start=1):
         if k > 1 and not is_inference_time(method):
@@ -82,6 +82,6 @@ def run(inputs: DiagInputs, cfg: SequentialConfig) -> DiagResult:
         missing = [name for name in cfg.metrics if name not in found]
         if missing:
             raise ValueError(f"eval.diag.sequential.metrics: {missing} not among the bench's metrics {sorted(found)}")
-        out.metrics += [Metric(f"diag/sequential/request_{k}", name, found[name].value, found[name].higher_is_better)
+        out += [Metric(f"diag/sequential/request_{k}", name, found[name].value, found[name].higher_is_better)
                         for name in cfg.metrics]
     return out
