@@ -370,7 +370,7 @@ def test_impossible_settings_fail_at_start(compose_cfg, tmp_path, override, mess
                        f"paths.results_dir={tmp_path / 'results'}", *override.split()])
     with pytest.raises(ValueError, match=message):
         run(cfg)
-    assert not (tmp_path / "cache").exists()  # nothing trained
+    assert not (tmp_path / "cache" / "finetune").exists()  # nothing trained
 
 
 # end to end -----------------------------------------------------------------------------------------------
