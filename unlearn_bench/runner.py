@@ -51,6 +51,13 @@ class Context:
     fmt: PromptFormat
     accelerator: Any
     data_digest: str | None = None  # content hash of the local data files (fingerprints.py); None: hub data
+    # content hashes of each role's training texts, taken from the data as first loaded (before a generated
+    # forget corpus replaces the forget set), so that a model's key is the same at training and evaluation
+    training_digests: dict[str, str] | None = None
+
+    def __post_init__(self) -> None:
+        if self.training_digests is None:
+            self.training_digests = {role: self.data.training_digest(role) for role in ("target", "retain")}
 
     def model_settings(self) -> dict[str, Any]:
         """The model config minus its display name (which determines nothing)."""
@@ -59,7 +66,8 @@ class Context:
         return m
 
     def model_key(self, role: str) -> dict[str, Any]:
-        key = {"model": self.model_settings(), "data": self.bench.data_key(role), "seed": self.cfg.seed, "role": role}
+        key = {"model": self.model_settings(), "data": self.bench.data_key(role), "seed": self.cfg.seed, "role": role,
+               "training_texts": self.training_digests[role]}
         if self.data_digest is not None:
             key["data_fingerprint"] = self.data_digest
         return key

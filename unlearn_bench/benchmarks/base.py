@@ -1,6 +1,8 @@
 """The small interface between the runner and a benchmark adapter."""
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -22,6 +24,14 @@ class BenchData:
     # wrong answers per forget item to train on (wrong_answers): none of them is an answer the evaluation scores
     forget_perturbed: list[list[str]] = field(default_factory=list)
     tokenizer_corpus: list[str] = field(default_factory=list)     # text the tiny model's tokenizer is trained on
+
+    def training_digest(self, role: str) -> str:
+        """Content hash of what the `role` model ("target" or "retain") is trained on, its tokenizer corpus
+        included. Generated worlds have no files to fingerprint, so a change of the generator (a new wording of
+        the wrong answers, other draws) must still reach the cache keys through the texts themselves."""
+        train = self.target_train if role == "target" else self.retain_train
+        texts = [[qa.question, qa.answer] for qa in train], self.tokenizer_corpus
+        return hashlib.sha256(json.dumps(texts).encode("utf-8")).hexdigest()
 
 
 @dataclass(frozen=True)
