@@ -19,6 +19,7 @@ from unlearn_bench.data.collate import PromptFormat
 from unlearn_bench.data.records import QA
 from unlearn_bench.evaluation.lm import LM
 from unlearn_bench.evaluation.wrapper import InferenceWrapper
+from unlearn_bench.methods import registry
 from unlearn_bench.methods.base import is_inference_time
 
 # Files whose functions call the model on the evaluators' behalf: a hook call is attributed to the outermost
@@ -69,6 +70,8 @@ def probe_run(compose_cfg, overrides, monkeypatch) -> tuple[Probe, object, list[
     """A smoke run whose method is one shared Probe (the runner and the sequential diagnostic get the same)."""
     probe = Probe()
     monkeypatch.setattr(runner, "build_method", lambda method_cfg: probe)
+    ga, method_class = registry.method_class("ga"), registry.method_class  # the start check reads ga's schema
+    monkeypatch.setattr(registry, "method_class", lambda name: ga if name == "probe" else method_class(name))
     cfg = compose_cfg(overrides + ["method=ga"])
     OmegaConf.update(cfg, "method.name", "probe")
     OmegaConf.update(cfg, "method.intent", "suppression")

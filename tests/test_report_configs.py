@@ -41,12 +41,12 @@ def test_sweep_points_and_splits_are_separate_rows_with_their_baselines(tmp_path
     table = summary(tmp_path / "out")
     npo = table[table["method"] == "npo"].set_index(["method.lr", "bench.forget_split"])
     assert len(npo) == 3
-    assert npo.loc[("1e-05", "forget01"), "forget_quality ↑"] == "0.2 ± 0.14"  # seeds pooled, nothing else
-    assert npo.loc[("5e-05", "forget01"), "forget_quality ↑"] == "0.6 ± 0.14"
+    assert npo.loc[("1e-05", "forget01"), "forget_quality ↑"] == "0.2 [0.1, 0.3]"  # seeds pooled (median [min, max]), nothing else
+    assert npo.loc[("5e-05", "forget01"), "forget_quality ↑"] == "0.6 [0.5, 0.7]"
     assert npo.loc[("1e-05", "forget10"), "seeds"] == "1"
     finetuned = table[table["method"] == "finetuned"].set_index("bench.forget_split")
     assert len(finetuned) == 2 and set(finetuned["method.lr"]) == {""}  # a baseline has no method fields
-    assert finetuned.loc["forget01", "forget_quality ↑"] == "0.01 ± 0" and finetuned.loc["forget10", "forget_quality ↑"] == "0.02"
+    assert finetuned.loc["forget01", "forget_quality ↑"] == "0.01 [0.01, 0.01]" and finetuned.loc["forget10", "forget_quality ↑"] == "0.02"
 
 
 def test_where_and_by_use_provenance(tmp_path: Path) -> None:

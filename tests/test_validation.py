@@ -103,8 +103,10 @@ def test_refusal_file_needed_only_by_refusal_methods(tofu_copy: Path) -> None:
 def test_missing_evaluation_file_fails_at_check(tofu_copy: Path) -> None:
     (tofu_copy / "holdout01.json").unlink()
     b = TofuBenchmark(TofuConfig(data_dir=str(tofu_copy), forget_split="forget01"))
-    b.data()  # fine-tuning data is all there
+    # data() already reads it (training alternates must avoid every scored answer, the MIA holdout's included);
+    # either way the run fails before any training
     with pytest.raises(DataError, match="holdout01"):
+        b.data()
         validation.check_bench_inputs(b)
 
 

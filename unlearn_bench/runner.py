@@ -56,7 +56,7 @@ class Context:
     training_digests: dict[str, str] | None = None
 
     def __post_init__(self) -> None:
-        if self.training_digests is None:
+        if self.training_digests is None and self.data is not None:
             self.training_digests = {role: self.data.training_digest(role) for role in ("target", "retain")}
 
     def model_settings(self) -> dict[str, Any]:
@@ -67,7 +67,7 @@ class Context:
 
     def model_key(self, role: str) -> dict[str, Any]:
         key = {"model": self.model_settings(), "data": self.bench.data_key(role), "seed": self.cfg.seed, "role": role,
-               "training_texts": self.training_digests[role]}
+               "training_texts": (self.training_digests or {}).get(role)}
         if self.data_digest is not None:
             key["data_fingerprint"] = self.data_digest
         return key

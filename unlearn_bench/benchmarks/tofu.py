@@ -157,7 +157,8 @@ class TofuBenchmark:
             forget=[ex.as_qa() for ex in self.forget_perturbed],
             retain=retain,
             refusals=refusals,
-            forget_perturbed=self.training_alternates(retain),
+            # drawn from the whole retain split: a smoke run's training subset may hold no unscored answers
+            forget_perturbed=self.training_alternates(self._qa(self.retain_split)),
             tokenizer_corpus=corpus,
         )
 
