@@ -146,7 +146,7 @@ class TofuBenchmark:
             for ex in self._eval_qa(split):
                 corpus += [ex.question, ex.answer, *ex.perturbed_answers]
                 corpus += [s for s in (ex.paraphrased_question, ex.paraphrased_answer) if s is not None]
-        retain = self._qa(self.retain_split)
+        retain = retain_split = self._qa(self.retain_split)
         if self.cfg.train_retain_examples is not None:  # `full` = retain split + forget split, in that order
             dropped = set(retain[self.cfg.train_retain_examples:])
             retain = retain[: self.cfg.train_retain_examples]
@@ -158,7 +158,7 @@ class TofuBenchmark:
             retain=retain,
             refusals=refusals,
             # drawn from the whole retain split: a smoke run's training subset may hold no unscored answers
-            forget_perturbed=self.training_alternates(self._qa(self.retain_split)),
+            forget_perturbed=self.training_alternates(retain_split),
             tokenizer_corpus=corpus,
         )
 
