@@ -27,6 +27,8 @@ class FinetuneConfig(OptimFields):
     batch_size: int = 16
     warmup_ratio: float = 0.1
     weight_decay: float = 0.01
+    # HF TrainingArguments' group_by_length: batches of similar lengths (less padding), in random order.
+    group_by_length: bool = False
 
 
 @dataclass

@@ -47,7 +47,8 @@ def finetune(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, example
     result = train(
         trained,
         lambda m, b: LossOutput(batch_nll(m, b.forget)),
-        finetune_epochs(examples, tokenizer, fmt, max_length, settings.batch_size, seed),
+        finetune_epochs(examples, tokenizer, fmt, max_length, settings.batch_size, seed,
+                        group_by_length=getattr(cfg, "group_by_length", False)),
         n_batches(len(examples), settings.batch_size),
         settings,
         accelerator,

@@ -93,16 +93,37 @@ def shifted_token_nll(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch
     return nll * mask, mask
 
 
-def sequence_nll(logits: torch.Tensor, labels: torch.Tensor, *, mean: bool = False) -> torch.Tensor:
+def answer_token_nll(model: torch.nn.Module, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+    """`shifted_token_nll` restricted to the positions that predict an answer token in some row, [B, K]: the model
+    projects only those hidden states onto the vocabulary (transformers' `logits_to_keep`). Losses that reduce
+    over answer tokens are unchanged; on the embedded world, where answers are a quarter of the tokens, a training
+    step is ~20% faster (scripts/bench_train.py)."""
+    targets = batch.labels[:, 1:]
+    keep = (targets != IGNORE_INDEX).any(dim=0).nonzero().squeeze(1)
+    try:
+        logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask, logits_to_keep=keep).logits
+    except TypeError as err:  # a model class without logits_to_keep: score every position
+        if "logits_to_keep" not in str(err):
+            raise
+        return shifted_token_nll(forward_logits(model, batch), batch.labels)
+    targets = targets[:, keep]
+    mask = targets != IGNORE_INDEX
+    nll = F.cross_entropy(
+        logits.float().reshape(-1, logits.size(-1)), targets.clamp(min=0).reshape(-1), reduction="none"
+    ).view(targets.shape)
+    return nll * mask, mask
+
+
+def sequence_nll(model: torch.nn.Module, batch: Batch, *, mean: bool = False) -> torch.Tensor:
     """Summed (or per-token mean) NLL of the answer tokens of each sequence, [B]."""
-    nll, mask = shifted_token_nll(logits, labels)
+    nll, mask = answer_token_nll(model, batch)
     total = nll.sum(dim=1)
     return total / mask.sum(dim=1).clamp(min=1) if mean else total
 
 
 def batch_nll(model: torch.nn.Module, batch: Batch) -> torch.Tensor:
     """Mean NLL over all answer tokens of the batch (the usual causal-LM fine-tuning loss)."""
-    nll, mask = shifted_token_nll(forward_logits(model, batch), batch.labels)
+    nll, mask = answer_token_nll(model, batch)
     return nll.sum() / mask.sum().clamp(min=1)
 
 

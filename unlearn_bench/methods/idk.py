@@ -17,7 +17,7 @@ from typing import ClassVar
 import torch
 
 from unlearn_bench.methods.base import (
-    LossOutput, UnlearnBatch, alternate_nll_with_retain, forward_logits, require_alternate, shifted_token_nll,
+    LossOutput, UnlearnBatch, alternate_nll_with_retain, answer_token_nll, require_alternate,
 )
 
 REDUCTIONS = ("joint", "sum")
@@ -44,7 +44,7 @@ class IdkTuning:
         sums, counts = {}, {}
         for name, part in parts.items():
             if part is not None:
-                nll, mask = shifted_token_nll(forward_logits(model, part), part.labels)
+                nll, mask = answer_token_nll(model, part)
                 sums[name], counts[name] = nll.sum(), mask.sum().clamp(min=1)
         weighted = sums["refusal_nll"] + self.retain_weight * sums.get("retain_nll", 0.0)
         loss = weighted / sum(counts.values())

@@ -8,12 +8,12 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from unlearn_bench.methods.base import Batch, forward_logits, sequence_nll
+from unlearn_bench.methods.base import Batch, sequence_nll
 
 
 def sequence_logprob(model: torch.nn.Module, batch: Batch) -> torch.Tensor:
     """log p(answer | prompt) per sequence, [B]: minus the summed answer-token NLL."""
-    return -sequence_nll(forward_logits(model, batch), batch.labels)
+    return -sequence_nll(model, batch)
 
 
 def log_ratio(model: torch.nn.Module, reference: torch.nn.Module, batch: Batch) -> torch.Tensor:

@@ -14,7 +14,7 @@ from typing import ClassVar
 import torch
 
 from unlearn_bench.methods.base import (
-    LossOutput, UnlearnBatch, check_retain_loss, forward_logits, sequence_nll, with_retain,
+    LossOutput, UnlearnBatch, check_retain_loss, sequence_nll, with_retain,
 )
 from unlearn_bench.methods.preference import scaled_logsigmoid_loss
 
@@ -35,7 +35,7 @@ class SimNPO:
         check_retain_loss(self, self.retain_loss)
 
     def loss(self, model: torch.nn.Module, batch: UnlearnBatch, reference: torch.nn.Module | None) -> LossOutput:
-        mean_nll = sequence_nll(forward_logits(model, batch.forget), batch.forget.labels, mean=True)
+        mean_nll = sequence_nll(model, batch.forget, mean=True)
         forget = scaled_logsigmoid_loss(self.beta, mean_nll - self.delta)
         components = {"simnpo": forget.item(), "forget_nll": mean_nll.mean().item()}
         return with_retain(

@@ -13,7 +13,7 @@ from typing import ClassVar
 import torch
 
 from unlearn_bench.methods.base import (
-    LossOutput, UnlearnBatch, check_retain_loss, forward_logits, shifted_token_nll, with_retain,
+    LossOutput, UnlearnBatch, answer_token_nll, check_retain_loss, with_retain,
 )
 
 
@@ -37,7 +37,7 @@ class WGA:
         check_retain_loss(self, self.retain_loss)
 
     def loss(self, model: torch.nn.Module, batch: UnlearnBatch, reference: torch.nn.Module | None) -> LossOutput:
-        nll, mask = shifted_token_nll(forward_logits(model, batch.forget), batch.forget.labels)
+        nll, mask = answer_token_nll(model, batch.forget)
         weights = wga_weights(nll, self.beta)
         n = mask.sum().clamp(min=1)
         forget = -(weights * nll * mask).sum() / n
