@@ -16,6 +16,7 @@ import torch
 
 from unlearn_bench import cache, fingerprints, validation
 from unlearn_bench.benchmarks.tofu import TofuBenchmark, TofuConfig
+from unlearn_bench.config import UtilityEvalConfig
 from unlearn_bench.data.collate import PromptFormat
 from unlearn_bench.data.records import QA, DataError, read_json_records
 from unlearn_bench.health import collapse_reason
@@ -103,11 +104,11 @@ def test_refusal_file_needed_only_by_refusal_methods(tofu_copy: Path) -> None:
 def test_missing_evaluation_file_fails_at_check(tofu_copy: Path) -> None:
     (tofu_copy / "holdout01.json").unlink()
     b = TofuBenchmark(TofuConfig(data_dir=str(tofu_copy), forget_split="forget01"))
-    # data() already reads it (training alternates must avoid every scored answer, the MIA holdout's included);
-    # either way the run fails before any training
+    with pytest.raises(DataError, match="holdout01"):
+        validation.check_bench_inputs(b, UtilityEvalConfig())
+    # data() reads it too (training alternates must avoid every scored answer, the MIA holdout's included)
     with pytest.raises(DataError, match="holdout01"):
         b.data()
-        validation.check_bench_inputs(b)
 
 
 def test_non_utf8_byte_names_file_and_line(tmp_path: Path) -> None:

@@ -39,8 +39,7 @@ from lm_eval.models.huggingface import HFLM
 from lm_eval.tasks import TaskManager
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from unlearn_bench.benchmarks.wmdp_data import mmlu_subjects
-from unlearn_bench.data.records import DataError
+from unlearn_bench.benchmarks.wmdp_data import mmlu_subjects, no_offline_task
 from unlearn_bench.evaluation.lm import context_length
 from unlearn_bench.evaluation.wrapper import InferenceWrapper
 from unlearn_bench.evaluators.tasks import TASKS_DIR
@@ -143,10 +142,7 @@ def offline_tasks(tasks: list[str], data_dir: Path) -> tuple[TaskManager, list[s
         elif OFFLINE_PREFIX + name in task_manager.all_tasks:
             specs.append(OFFLINE_PREFIX + name)
         else:
-            raise ValueError(
-                f"no offline version of task {name!r}: with data_dir, use wmdp, wmdp_bio, wmdp_chem, wmdp_cyber, "
-                "mmlu or mmlu_<subject>"
-            )
+            raise no_offline_task(name)
     return task_manager, specs
 
 
@@ -157,8 +153,6 @@ def local_mmlu_group(task_manager: TaskManager, data_dir: Path) -> Group:
     Built as an object because a static group YAML would list all 57 subjects, and lm-eval 0.4.13 passes an
     inline group dict's own keys down to its children as task overrides."""
     subjects = mmlu_subjects(data_dir)
-    if not subjects:
-        raise DataError(f"{data_dir / 'mmlu' / 'test'}: no <subject>_test.csv files")
     group = Group.from_config(
         {"group": OFFLINE_PREFIX + "mmlu", "aggregate_metric_list": [{"metric": "acc", "weight_by_size": True}]}
     )
