@@ -201,7 +201,11 @@ def test_lm_eval_truncation_warnings_become_one_counted_line(caplog) -> None:
             emitter.warning("Combined length of context (600) and continuation (1) exceeds model's maximum length "
                             "(512). Truncating 89 tokens from the left.")
         emitter.warning("something else")
-    assert "Truncating" not in caplog.text and "something else" in caplog.text
+        # lm-eval's advice to CLI users, logged for every task with a custom_dataset (our offline tasks)
+        logging.getLogger("lm_eval.api.task").warning(
+            "offline_mmlu_virology: Custom kwargs can be passed to `--metadata` in console (as json string) or to the "
+            "TaskManager.\nFor example --metadata='{\"max_seq_lengths\":[4096, 8192]}'. For details see task Readme.")
+    assert "Truncating" not in caplog.text and "something else" in caplog.text and "--metadata" not in caplog.text
     assert "lm-eval mmlu: 5 lm-eval request(s) truncated" in caplog.text
     assert CountingFilter("x").filter(logging.makeLogRecord({"msg": "y"}))
 
