@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -170,6 +171,26 @@ def test_hub_names_pass_through_with_the_same_model(tiny_lm, monkeypatch: pytest
     assert seen["model"].model is model and seen["model"].batch_size == 3
     assert seen["model"].max_length == model.config.max_position_embeddings
     assert rows == [{"task": "wmdp_bio", "metric": "acc", "value": 1.0, "stderr": None, "n": 1}]
+
+
+def test_lm_evals_git_probe_stays_quiet_outside_a_repository(tiny_lm, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                              capfd: pytest.CaptureFixture) -> None:
+    if shutil.which("git") is None:
+        pytest.skip("git is not installed: lm-eval's probe cannot print its error")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path.parent))  # no checkout above tmp_path either
+    probe = lm_eval.evaluator.get_git_commit_hash
+    assert probe() is None and "not a git repository" in capfd.readouterr().err  # lm-eval's own, as it runs
+    seen: dict[str, Any] = {}
+
+    def fake_simple_evaluate(**kwargs: Any) -> dict:
+        seen["git_hash"] = lm_eval.evaluator.get_git_commit_hash()  # as simple_evaluate calls it
+        return {"results": {}}
+
+    monkeypatch.setattr(lm_eval, "simple_evaluate", fake_simple_evaluate)
+    assert evaluate_tasks(*tiny_lm, ["wmdp_bio"]) == []
+    assert seen == {"git_hash": None} and "not a git repository" not in capfd.readouterr().err
+    assert lm_eval.evaluator.get_git_commit_hash is probe  # put back after the evaluation
 
 
 def test_bad_wmdp_record_stops_the_offline_task(tiny_lm, tmp_path: Path) -> None:

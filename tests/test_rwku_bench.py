@@ -188,7 +188,7 @@ def test_malformed_utility_file_fails_before_training(rwku: Path, tmp_path: Path
     edit(records[index - 1])
     path.write_text(json.dumps(records))
     with pytest.raises(DataError, match=message):
-        local(tmp_path, targets=[KING]).data()
+        local(tmp_path, targets=[KING]).check_inputs()
 
 
 def test_bad_settings_fail_with_the_choices(rwku: Path) -> None:

@@ -16,6 +16,7 @@ import torch
 
 from unlearn_bench import cache, fingerprints, validation
 from unlearn_bench.benchmarks.tofu import TofuBenchmark, TofuConfig
+from unlearn_bench.config import UtilityEvalConfig
 from unlearn_bench.data.collate import PromptFormat
 from unlearn_bench.data.records import QA, DataError, read_json_records
 from unlearn_bench.health import collapse_reason
@@ -103,11 +104,11 @@ def test_refusal_file_needed_only_by_refusal_methods(tofu_copy: Path) -> None:
 def test_missing_evaluation_file_fails_at_check(tofu_copy: Path) -> None:
     (tofu_copy / "holdout01.json").unlink()
     b = TofuBenchmark(TofuConfig(data_dir=str(tofu_copy), forget_split="forget01"))
-    # data() already reads it (training alternates must avoid every scored answer, the MIA holdout's included);
-    # either way the run fails before any training
+    with pytest.raises(DataError, match="holdout01"):
+        validation.check_bench_inputs(b, UtilityEvalConfig())
+    # data() reads it too (training alternates must avoid every scored answer, the MIA holdout's included)
     with pytest.raises(DataError, match="holdout01"):
         b.data()
-        validation.check_bench_inputs(b)
 
 
 def test_non_utf8_byte_names_file_and_line(tmp_path: Path) -> None:
@@ -200,7 +201,11 @@ def test_lm_eval_truncation_warnings_become_one_counted_line(caplog) -> None:
             emitter.warning("Combined length of context (600) and continuation (1) exceeds model's maximum length "
                             "(512). Truncating 89 tokens from the left.")
         emitter.warning("something else")
-    assert "Truncating" not in caplog.text and "something else" in caplog.text
+        # lm-eval's advice to CLI users, logged for every task with a custom_dataset (our offline tasks)
+        logging.getLogger("lm_eval.api.task").warning(
+            "offline_mmlu_virology: Custom kwargs can be passed to `--metadata` in console (as json string) or to the "
+            "TaskManager.\nFor example --metadata='{\"max_seq_lengths\":[4096, 8192]}'. For details see task Readme.")
+    assert "Truncating" not in caplog.text and "something else" in caplog.text and "--metadata" not in caplog.text
     assert "lm-eval mmlu: 5 lm-eval request(s) truncated" in caplog.text
     assert CountingFilter("x").filter(logging.makeLogRecord({"msg": "y"}))
 

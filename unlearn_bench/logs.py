@@ -2,8 +2,8 @@
 
 - `stage(name)`: one line when a stage starts and one when it ends, with its duration;
 - `Progress`: a line every `every_s` seconds when tqdm's bar is off (output not a terminal);
-- `quiet_noise()`: lm-eval's per-request truncation warnings become one counted line per evaluation, and
-  git/`datasets` chatter below warning level is dropped.
+- `counted_truncations()`: lm-eval's per-request truncation warnings become one counted line per evaluation;
+- `quiet_noise()`: git/`datasets` chatter below warning level is dropped.
 """
 from __future__ import annotations
 
@@ -70,12 +70,11 @@ class CountingFilter(logging.Filter):
 
 
 @contextlib.contextmanager
-def counted_truncations(what: str) -> Iterator[CountingFilter]:
-    """lm-eval warns once per request whose context is cut to the model's length (1,311 lines for MMLU on a
-    short-context model); inside this block they are counted and reported in one line at the end."""
-    counter = CountingFilter("truncat")
-    # A logger's filters see only the records logged to it, not its children's: name the emitting modules.
-    loggers = [logging.getLogger(name) for name in ("lm_eval.models.huggingface", "lm_eval.api.model")]
+def dropped(needle: str, *logger_names: str) -> Iterator[CountingFilter]:
+    """Inside this block, records of the named loggers whose message contains `needle` are dropped and counted.
+    A logger's filters see only the records logged to it, not its children's: name the emitting modules."""
+    counter = CountingFilter(needle)
+    loggers = [logging.getLogger(name) for name in logger_names]
     for logger in loggers:
         logger.addFilter(counter)
     try:
@@ -83,8 +82,21 @@ def counted_truncations(what: str) -> Iterator[CountingFilter]:
     finally:
         for logger in loggers:
             logger.removeFilter(counter)
-        if counter.count:
-            log.warning("%s: %d lm-eval request(s) truncated to the model's max length", what, counter.count)
+
+
+@contextlib.contextmanager
+def counted_truncations(what: str) -> Iterator[CountingFilter]:
+    """lm-eval warns once per request whose context is cut to the model's length (1,311 lines for MMLU on a
+    short-context model); inside this block they are counted and reported in one line at the end. Its advice on
+    passing `--metadata` to a task with a `custom_dataset` (two lines per offline task, 57 for MMLU) is dropped:
+    the offline tasks get theirs from `evaluators.lm_eval.offline_tasks`."""
+    with dropped("custom kwargs can be passed to `--metadata`", "lm_eval.api.task"), \
+            dropped("truncat", "lm_eval.models.huggingface", "lm_eval.api.model") as counter:
+        try:
+            yield counter
+        finally:
+            if counter.count:
+                log.warning("%s: %d lm-eval request(s) truncated to the model's max length", what, counter.count)
 
 
 def quiet_noise() -> None:

@@ -130,7 +130,7 @@ def run(cfg: DictConfig) -> RunRecord:
         data = bench.data()
         stages.check_data(data)
         validation.check_method_fits(method, cfg.method.name, data)
-        validation.check_bench_inputs(bench)
+        validation.check_bench_inputs(bench, cfg.eval.utility)
     fmt = PromptFormat(cfg.model.prompt_format, cfg.model.system_prompt, cfg.model.date_string)
     ctx = Context(cfg, bench, data, fmt, accelerator, fingerprint["digest"])
 

@@ -140,8 +140,13 @@ def check_method_fits(method: Any, name: str, data: BenchData) -> None:
     method_alternates(method, name, data)
 
 
-def check_bench_inputs(bench: Any) -> None:
-    """Files the benchmark reads only at evaluation, read now (adapters that know them implement `check_inputs`)."""
+def check_bench_inputs(bench: Any, utility: Any) -> None:
+    """Files read only at evaluation, read now: the benchmark's (adapters that read local evaluation files
+    implement `check_inputs`) and `eval.utility`'s offline lm-eval records (`utility.data_dir`)."""
     check = getattr(bench, "check_inputs", None)
     if check is not None:
         check()
+    if utility.tasks and utility.data_dir:
+        from unlearn_bench.benchmarks.wmdp_data import check_offline_tasks
+
+        check_offline_tasks(list(utility.tasks), Path(utility.data_dir).expanduser())

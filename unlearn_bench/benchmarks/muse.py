@@ -194,6 +194,11 @@ class MuseBenchmark:
         digest = hashlib.sha256(json.dumps(chunks).encode("utf-8")).hexdigest()
         return {"name": self.name, "corpus": self.cfg.corpus, "chunks_sha256": digest}
 
+    def check_inputs(self) -> None:
+        """Evaluation reads verbmem, knowmem (and its ICL shots) and privleak: `load_corpus` reads and parses them
+        with the training texts (news/books; the hub's are downloaded then), so a bad file fails here."""
+        self.corpus
+
     def evaluate(self, lm: LM, reference: dict[str, Any] | None) -> EvalOutput:
         cap = self.cfg.eval_max_examples
         metrics, generations = [], []

@@ -196,8 +196,6 @@ class RwkuBenchmark:
 
     # --- data ---------------------------------------------------------------------------------------------
     def data(self) -> BenchData:
-        for task in self.cfg.utility_tasks:  # malformed utility files fail here, before any training
-            utility_records(self.targets, task, self._utility_root, self.cfg.utility_max_examples)
         forget = [QA(None, p) for t in self.targets for p in t.passages]
         retain = [QA(None, p) for p in self._retain_passages()]
         refusals = list(dict.fromkeys(r.answer for t in self.targets for r in t.refusals))
@@ -237,6 +235,12 @@ class RwkuBenchmark:
             "forget": pool("forget_fb", forget_cap) + pool("forget_qa", forget_cap) + pool("forget_aa", forget_cap),
             "neighbor": pool("neighbor_fb", neighbor_cap) + pool("neighbor_qa", neighbor_cap),
         }
+
+    def check_inputs(self) -> None:
+        """Every file evaluation reads, parsed now: the targets' probe, MIA and intro files (`load_target`; for
+        source=hub the folders data() downloads) and the records of each of `utility_tasks` that the targets have."""
+        for task in self.cfg.utility_tasks:
+            utility_records(self.targets, task, self._utility_root, self.cfg.utility_max_examples)
 
     def evaluate(self, lm: LM, reference: dict[str, Any] | None) -> EvalOutput:
         metrics, generations = self._probe_metrics(lm)

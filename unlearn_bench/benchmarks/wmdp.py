@@ -30,6 +30,7 @@ import datasets
 
 from unlearn_bench.benchmarks.base import BenchData, EvalOutput, Metric
 from unlearn_bench.benchmarks.fictitious.hazard import FictitiousHazard
+from unlearn_bench.benchmarks.wmdp_data import check_offline_tasks
 from unlearn_bench.data.records import QA, DataError, read_json_records, read_text, require_field
 from unlearn_bench.evaluation.lm import LM
 from unlearn_bench.evaluators.lm_eval import evaluate_tasks
@@ -131,6 +132,12 @@ class WmdpBenchmark:
         # Both roles: the tiny model's tokenizer is trained on every corpus.
         return {"name": self.name, "forget_corpora": corpus_ids(self.cfg.forget_corpora),
                 "retain_corpora": corpus_ids(self.cfg.retain_corpora), "min_chars": self.cfg.corpus_min_chars}
+
+    def check_inputs(self) -> None:
+        """The question files of `eval_tasks` and `utility_tasks` under `data_dir`, read now so a bad one fails before
+        any training; with the hub (no `data_dir`) lm-eval downloads them at evaluation and nothing is read here."""
+        if self.cfg.data_dir is not None:
+            check_offline_tasks(self.cfg.eval_tasks + self.cfg.utility_tasks, Path(self.cfg.data_dir).expanduser())
 
     def evaluate(self, lm: LM, reference: dict[str, Any] | None) -> EvalOutput:
         rows = evaluate_tasks(lm.model, lm.tokenizer, self.cfg.eval_tasks + self.cfg.utility_tasks,

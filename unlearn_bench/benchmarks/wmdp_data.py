@@ -17,9 +17,12 @@ from pathlib import Path
 from typing import Any, TypedDict
 
 from unlearn_bench.data.records import DataError, read_json_records, read_text, require_field
+from unlearn_bench.evaluators.tasks import TASKS_DIR
 
 WMDP_DOMAINS = ("bio", "chem", "cyber")
 LETTERS = ("A", "B", "C", "D")
+MMLU_SPLITS = ("test", "dev")  # dev: the few-shot pool lm-eval's MMLU draws from
+OFFLINE_TASK_NAMES = "wmdp, wmdp_bio, wmdp_chem, wmdp_cyber, mmlu or mmlu_<subject>"
 
 
 class MCQuestion(TypedDict):
@@ -87,5 +90,32 @@ def load_mmlu(data_dir: Path, subject: str, split: str) -> list[MCQuestion]:
 
 
 def mmlu_subjects(data_dir: Path) -> list[str]:
-    """Subjects with a test CSV under `<data_dir>/mmlu/test`, sorted."""
-    return sorted(p.name.removesuffix("_test.csv") for p in (data_dir / "mmlu" / "test").glob("*_test.csv"))
+    """Subjects with a test CSV under `<data_dir>/mmlu/test`, sorted; a DataError when there is none."""
+    subjects = sorted(p.name.removesuffix("_test.csv") for p in (data_dir / "mmlu" / "test").glob("*_test.csv"))
+    if not subjects:
+        raise DataError(f"{data_dir / 'mmlu' / 'test'}: no <subject>_test.csv files")
+    return subjects
+
+
+def no_offline_task(name: str) -> ValueError:
+    return ValueError(f"no offline version of task {name!r}: with data_dir, use {OFFLINE_TASK_NAMES}")
+
+
+def check_offline_tasks(tasks: list[str], data_dir: Path) -> None:
+    """Read and validate every local file the offline lm-eval tasks `tasks` will read (the mapping of
+    `unlearn_bench.evaluators.lm_eval.offline_tasks`), so a missing or malformed one fails before any training,
+    naming the file (and record and field)."""
+    for name in tasks:
+        if name == "wmdp" or name.removeprefix("wmdp_") in WMDP_DOMAINS:
+            for domain in WMDP_DOMAINS if name == "wmdp" else (name.removeprefix("wmdp_"),):
+                load_wmdp(data_dir, domain)
+            continue
+        if name == "mmlu":
+            subjects = mmlu_subjects(data_dir)
+        elif name.startswith("mmlu_") and (TASKS_DIR / "mmlu" / f"offline_{name}.yaml").is_file():
+            subjects = [name.removeprefix("mmlu_")]
+        else:
+            raise no_offline_task(name)
+        for subject in subjects:
+            for split in MMLU_SPLITS:
+                load_mmlu(data_dir, subject, split)

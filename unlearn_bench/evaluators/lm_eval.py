@@ -26,21 +26,25 @@ tests/test_lm_eval.py compares them with the installed lm-eval's. Prompts longer
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
+import os
 from pathlib import Path
-from typing import Any, TypedDict
+from typing import Any, Iterator, TypedDict
+from unittest import mock
 
 import lm_eval
+import lm_eval.evaluator
 import torch
 from lm_eval.api.group import Group
 from lm_eval.api.instance import Instance
+from lm_eval.loggers.utils import get_commit_from_path
 from lm_eval.models.huggingface import HFLM
 from lm_eval.tasks import TaskManager
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from unlearn_bench.benchmarks.wmdp_data import mmlu_subjects
-from unlearn_bench.data.records import DataError
+from unlearn_bench.benchmarks.wmdp_data import mmlu_subjects, no_offline_task
 from unlearn_bench.evaluation.lm import context_length
 from unlearn_bench.evaluation.wrapper import InferenceWrapper
 from unlearn_bench.evaluators.tasks import TASKS_DIR
@@ -71,16 +75,17 @@ def evaluate_tasks(
     """One row per task (and group) and metric; `limit` caps the questions per task."""
     if not tasks:
         raise ValueError("no tasks to evaluate")
-    if data_dir is None:
-        task_manager, specs = None, list(tasks)  # simple_evaluate indexes lm-eval's own tasks
-    else:
-        task_manager, specs = offline_tasks(tasks, Path(data_dir))
-    was_training = model.training  # HFLM switches the model to eval mode; a training loop must get it back
-    try:
-        # The model's context window, so lm-eval cuts longer prompts from the left instead of failing.
-        settings = dict(pretrained=model, tokenizer=tokenizer, batch_size=batch_size, max_length=context_length(model))
-        lm = WrappedHFLM(wrapper, **settings) if wrapper is not None else HFLM(**settings)
-        with counted_truncations("lm-eval " + ",".join(tasks)):
+    # Task loading (offline_tasks builds the local `mmlu` group) logs noise too, so the filters cover it.
+    with counted_truncations("lm-eval " + ",".join(tasks)), quiet_git_probe():
+        if data_dir is None:
+            task_manager, specs = None, list(tasks)  # simple_evaluate indexes lm-eval's own tasks
+        else:
+            task_manager, specs = offline_tasks(tasks, Path(data_dir))
+        was_training = model.training  # HFLM switches the model to eval mode; a training loop must get it back
+        try:
+            # The model's context window, so lm-eval cuts longer prompts from the left instead of failing.
+            settings = dict(pretrained=model, tokenizer=tokenizer, batch_size=batch_size, max_length=context_length(model))
+            lm = WrappedHFLM(wrapper, **settings) if wrapper is not None else HFLM(**settings)
             out = lm_eval.simple_evaluate(
                 model=lm,
                 tasks=specs,
@@ -94,9 +99,20 @@ def evaluate_tasks(
                 numpy_random_seed=None,
                 torch_random_seed=None,
             )
-    finally:
-        model.train(was_training)
+        finally:
+            model.train(was_training)
     return tidy_results(out)
+
+
+@contextlib.contextmanager
+def quiet_git_probe() -> Iterator[None]:
+    """lm-eval's `simple_evaluate` records the git commit of the working directory by running `git describe`
+    with stderr inherited (lm_eval/loggers/utils.py `get_git_commit_hash`), so every evaluation outside a git
+    checkout prints `fatal: not a git repository`. Inside this block it uses lm-eval's own fallback instead,
+    which reads `.git` without running git; the hash lands in lm-eval's results dict, which we do not keep
+    (provenance.json records the harness's commit)."""
+    with mock.patch.object(lm_eval.evaluator, "get_git_commit_hash", lambda: get_commit_from_path(os.getcwd())):
+        yield
 
 
 class WrappedHFLM(HFLM):
@@ -143,10 +159,7 @@ def offline_tasks(tasks: list[str], data_dir: Path) -> tuple[TaskManager, list[s
         elif OFFLINE_PREFIX + name in task_manager.all_tasks:
             specs.append(OFFLINE_PREFIX + name)
         else:
-            raise ValueError(
-                f"no offline version of task {name!r}: with data_dir, use wmdp, wmdp_bio, wmdp_chem, wmdp_cyber, "
-                "mmlu or mmlu_<subject>"
-            )
+            raise no_offline_task(name)
     return task_manager, specs
 
 
@@ -157,8 +170,6 @@ def local_mmlu_group(task_manager: TaskManager, data_dir: Path) -> Group:
     Built as an object because a static group YAML would list all 57 subjects, and lm-eval 0.4.13 passes an
     inline group dict's own keys down to its children as task overrides."""
     subjects = mmlu_subjects(data_dir)
-    if not subjects:
-        raise DataError(f"{data_dir / 'mmlu' / 'test'}: no <subject>_test.csv files")
     group = Group.from_config(
         {"group": OFFLINE_PREFIX + "mmlu", "aggregate_metric_list": [{"metric": "acc", "weight_by_size": True}]}
     )

@@ -33,5 +33,5 @@ def load_mmlu(subject: str, data_dir: str | None = None, **_metadata: Any) -> da
     """`test` and `dev` (the few-shot pool lm-eval's MMLU draws from) of one subject."""
     root = _data_dir(data_dir)
     return datasets.DatasetDict(
-        {split: datasets.Dataset.from_list(wmdp_data.load_mmlu(root, subject, split)) for split in ("test", "dev")}
+        {split: datasets.Dataset.from_list(wmdp_data.load_mmlu(root, subject, split)) for split in wmdp_data.MMLU_SPLITS}
     )
