@@ -106,6 +106,8 @@ def answer_token_nll(model: torch.nn.Module, batch: Batch) -> tuple[torch.Tensor
         if "logits_to_keep" not in str(err):
             raise
         return shifted_token_nll(forward_logits(model, batch), batch.labels)
+    if logits.shape[1] != keep.numel():  # a wrapper that took the argument and returned every position
+        logits = logits[:, keep]
     targets = targets[:, keep]
     mask = targets != IGNORE_INDEX
     nll = F.cross_entropy(
