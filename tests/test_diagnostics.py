@@ -390,7 +390,8 @@ def test_smoke_run_writes_attack_rows_controls_and_verdicts(compose_cfg, tmp_pat
                        "eval.diag.sequential.requests=2", "eval.diag.bootstrap=200"])
     assert list(cfg.eval.diag.controls) == ["retain", "suppressed"]  # on in experiment=smoke
     with caplog.at_level("INFO"):
-        assert run(cfg).status == "ok"
+        record = run(cfg)
+    assert record.status == "ok"
     run_dir, _ = run_dir_for(cfg)
     rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     methods = {"ga": "removal", "control:retain": "control", "control:suppressed": "control"}
@@ -411,6 +412,8 @@ def test_smoke_run_writes_attack_rows_controls_and_verdicts(compose_cfg, tmp_pat
     assert all(suppressed[(s, "unlearned")] == pytest.approx(suppressed[(s, "finetuned")]) for s in white_box)
     sequential = {r["split"] for r in rows if r["split"].startswith("diag/sequential/")}
     assert sequential == {"diag/sequential/request_1", "diag/sequential/request_2"}
+    (diagnose_seconds,) = [r["value"] for r in rows if (r["method"], r["split"], r["metric"]) == ("ga", "cost", "diagnose_seconds")]
+    assert 0 < diagnose_seconds < record.seconds  # the stage's wall time, part of the run's
     # A smoke model learns nothing, so no share is defined and no control gets its verdict: all marked uncalibrated.
     notes = [r["note"] for r in rows if r["split"] == "diagnostics"]
     assert len(notes) == 3 and all(n.startswith("uncalibrated: undefined (none:") for n in notes)

@@ -24,6 +24,8 @@ TOFU_A = "Hsiao Yun-Hwa is part of the LGBTQ+ community."
 
 @pytest.fixture(scope="module")
 def llama2():
+    # ../shared/tokenizers/llama2 has Mistral-7B's ids, not Llama-2's (README, TOFU section): these tests check
+    # Llama-2's prompt format and TOFU's masking on a SentencePiece vocabulary, not Llama-2's token ids.
     return shared_tokenizer("llama2")
 
 

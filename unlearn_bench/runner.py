@@ -180,14 +180,19 @@ def run(cfg: DictConfig) -> RunRecord:
             unlearned_eval.metrics += cost.cost_metrics(model, tokenizer, ctx.fmt, cfg.model.max_length,
                                                         cfg.eval.batch_size, wrapper, ctx.data, cfg.eval.cost,
                                                         cfg.bench.get("max_new_tokens", 32))
-        rows = metric_rows(cfg, run_id, {"finetuned": target_eval, "retain": retain_eval}, unlearned_eval, record.status)
+        diag_rows = []
         if unlearned_eval is not None and cfg.eval.diagnostics:
-            rows += run_diagnostics(dataclasses.replace(ctx, accelerator=SingleProcess(ctx.accelerator)),
-                                    model, tokenizer, run_id, lambda: build_method(cfg.method),
-                                    {"unlearned": unlearned_eval, "finetuned": target_eval, "retain": retain_eval},
-                                    {"finetuned": target_dir, "retain": retain_dir}, wrapper,
-                                    {"finetuned": model_identity(ctx, "target", target_dir),
-                                     "retain": model_identity(ctx, "retain", retain_dir)})
+            diag_start = time.time()
+            with stage("diagnose"):
+                diag_rows = run_diagnostics(
+                    dataclasses.replace(ctx, accelerator=SingleProcess(ctx.accelerator)), model, tokenizer, run_id,
+                    lambda: build_method(cfg.method),
+                    {"unlearned": unlearned_eval, "finetuned": target_eval, "retain": retain_eval},
+                    {"finetuned": target_dir, "retain": retain_dir}, wrapper,
+                    {"finetuned": model_identity(ctx, "target", target_dir), "retain": model_identity(ctx, "retain", retain_dir)})
+            unlearned_eval.metrics.append(cost.diagnose_seconds(time.time() - diag_start))
+        rows = metric_rows(cfg, run_id, {"finetuned": target_eval, "retain": retain_eval}, unlearned_eval, record.status)
+        rows += diag_rows
         record.seconds = round(time.time() - start, 1)
         write_run(run_dir, cfg, record, rows, unlearned_eval, result.history,
                   provenance.collect(started, ctx.accelerator, fingerprint))

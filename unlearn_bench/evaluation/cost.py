@@ -5,7 +5,8 @@ forward pass. `inference_overhead` times the same questions (scoring their answe
 evaluation does) through the method's wrapper and through the bare weights, alternating the two `repeats` times
 in one process and keeping each one's fastest pass, so load on a shared machine cancels in the ratio as far as
 it can. For a fine-tuning method both passes run the same network: its ratio shows the noise floor (~1).
-Rows: `cost/unlearn_seconds`, `cost/seconds_per_question`, `cost/inference_overhead` (wrapped / bare).
+Rows: `cost/unlearn_seconds`, `cost/diagnose_seconds` (when diagnostics run), `cost/seconds_per_question`,
+`cost/inference_overhead` (wrapped / bare).
 """
 from __future__ import annotations
 
@@ -53,6 +54,12 @@ def inference_overhead(wrapped: LM, bare: LM, pairs: Sequence[QA], max_new_token
 
 def unlearn_seconds(seconds: float) -> Metric:
     return Metric(SPLIT, "unlearn_seconds", seconds, False)
+
+
+def diagnose_seconds(seconds: float) -> Metric:
+    """Wall time of the diagnose stage (attacks on the unlearned model, and on the finetuned and retain models and
+    the controls where their scores are not cached yet)."""
+    return Metric(SPLIT, "diagnose_seconds", seconds, False)
 
 
 def cost_metrics(model: Any, tokenizer: Any, fmt: Any, max_length: int, batch_size: int,
