@@ -63,3 +63,6 @@ def test_reference_experiments_use_the_references_schedules():
     for experiment, method in (("wmdp_rmu_zephyr", "rmu"), ("muse_news_llama2", "npo")):
         cfg = compose("config", overrides=[f"experiment={experiment}", f"method={method}"])
         assert (str(cfg.method.scheduler.value), cfg.method.warmup_ratio) == ("constant", 0.0), experiment
+    # ... and MUSE's baselines train on 2048-token windows of the concatenated texts (baselines/scripts/unlearn_news.sh)
+    cfg = compose("config", overrides=["experiment=muse_news_llama2", "method=npo"])
+    assert (cfg.bench.train_layout, cfg.bench.chunk_tokens) == ("windows", 2048)

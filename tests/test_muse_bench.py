@@ -244,3 +244,54 @@ def test_sustainability_unlearns_muse_sust_folds_in_sequence(compose_cfg, smoke_
     rows = [json.loads(line) for line in (run_dir_for(cfg)[0] / "metrics.jsonl").read_text().splitlines()]
     splits = sorted({r["split"] for r in rows if r["split"].startswith("diag/sequential/")})
     assert splits == [f"diag/sequential/request_{k}" for k in range(1, 5)]
+
+
+# --- training layout: MUSE's token windows -------------------------------------------------------------------
+
+
+def test_bad_train_layout_fails_naming_the_choices():
+    with pytest.raises(ValueError, match="'chunks', 'windows'"):
+        MuseBenchmark(MuseConfig(train_layout="window"))
+
+
+def test_windows_layout_trains_on_documents_cut_later_and_keys_models_apart():
+    chunks = MuseBenchmark(MuseConfig(num_authors=20, chunk_tokens=64))
+    windows = MuseBenchmark(MuseConfig(num_authors=20, chunk_tokens=64, train_layout="windows"))
+    data = windows.data()
+    assert data.train_window == 64 and chunks.data().train_window is None
+    assert [qa.answer for qa in data.forget] == windows.corpus.texts[("raw", "forget")]  # whole documents
+    for role in ("target", "retain"):
+        assert windows.data_key(role) != chunks.data_key(role)
+        assert data.training_digest(role) != chunks.data().training_digest(role)
+    assert "train_layout" not in chunks.data_key("target")  # chunks runs keep their cached models
+    sust = MuseBenchmark(MuseConfig(num_authors=20, forget_source="sust", forget_split="all", train_layout="windows"))
+    assert sust.request_sizes() == [len(sust.corpus.texts[("sust", f)]) for f in sust.forget_folds()]
+
+
+def test_windows_run_trains_on_windows_of_chunk_tokens(compose_cfg, smoke_overrides, monkeypatch):
+    from unlearn_bench.data import batching
+    from unlearn_bench.runner import run
+
+    widths: list[int] = []
+
+    class Recording(batching.Collator):
+        def __call__(self, examples):
+            batch = super().__call__(examples)
+            widths.append(batch.input_ids.shape[1])
+            return batch
+
+    monkeypatch.setattr(batching, "Collator", Recording)
+    cfg = compose_cfg(smoke_overrides + ["bench=muse", "bench.train_layout=windows", "bench.chunk_tokens=48",
+                                         "method=graddiff", "model.finetune.epochs=1", "method.max_steps=2",
+                                         "bench.eval_max_examples=4", "bench.retain_eval_examples=4",
+                                         "bench.verbmem_max_new_tokens=8"])
+    assert run(cfg).status == "ok"
+    assert widths and set(widths) == {48}  # every batch, fine-tuning and unlearning, is made of 48-token windows
+
+
+def test_windows_longer_than_the_context_fail_at_start(compose_cfg, smoke_overrides):
+    from unlearn_bench.runner import run
+
+    cfg = compose_cfg(smoke_overrides + ["bench=muse", "bench.train_layout=windows", "bench.chunk_tokens=256"])
+    with pytest.raises(ValueError, match=r"bench.chunk_tokens.*model.max_length=128"):
+        run(cfg)

@@ -130,6 +130,7 @@ def run(cfg: DictConfig) -> RunRecord:
         data = bench.data()
         stages.check_data(data)
         validation.check_method_fits(method, cfg.method.name, data)
+        validation.check_train_window(data, cfg.model.max_length)
         validation.check_bench_inputs(bench, cfg.eval.utility)
     fmt = PromptFormat(cfg.model.prompt_format, cfg.model.system_prompt, cfg.model.date_string)
     ctx = Context(cfg, bench, data, fmt, accelerator, fingerprint["digest"])
@@ -234,7 +235,8 @@ def finetuned_model(ctx: Context, role: str, examples: list, tokenizer: Any) -> 
         if finetunes(cfg.model):
             with stage(f"finetune:{role}"):
                 result = stages.finetune(model, tokenizer, examples, ctx.fmt, cfg.model.finetune, cfg.model.max_length,
-                                         cfg.seed, ctx.accelerator, desc=f"finetune:{role}", lora_cfg=cfg.model.lora)
+                                         cfg.seed, ctx.accelerator, desc=f"finetune:{role}", lora_cfg=cfg.model.lora,
+                                         window=ctx.data.train_window)
             if result.status != "ok":
                 raise RuntimeError(f"fine-tuning the {role} model diverged: {result.message}")
         save_pretrained(ctx.accelerator, model, tokenizer, out)

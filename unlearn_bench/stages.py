@@ -15,7 +15,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from unlearn_bench.benchmarks.base import Benchmark, BenchData, EvalOutput, Metric
 from unlearn_bench.data.batching import finetune_epochs, unlearn_epochs
-from unlearn_bench.data.collate import PromptFormat
+from unlearn_bench.data.collate import PromptFormat, training_examples
 from unlearn_bench.data.records import QA
 from unlearn_bench.device import prepare_frozen
 from unlearn_bench.evaluation.lm import eval_lm
@@ -38,11 +38,12 @@ def n_batches(n: int, batch_size: int) -> int:
 
 def finetune(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, examples: list[QA], fmt: PromptFormat,
              cfg: Any, max_length: int, seed: int, accelerator: Accelerator, desc: str, lora_cfg: Any = None,
-             parameters: Iterable[torch.nn.Parameter] | None = None) -> TrainResult:
+             parameters: Iterable[torch.nn.Parameter] | None = None, window: int | None = None) -> TrainResult:
     """Causal-LM fine-tuning on answer tokens (the target on everything, the retain model without the forget set);
     with `lora_cfg.r > 0` through LoRA adapters, merged into `model` afterwards; `parameters`: the ones trained
-    without LoRA (default: all)."""
+    without LoRA (default: all); `window`: raw texts trained on as token windows (`BenchData.train_window`)."""
     settings = optim_settings(cfg)
+    examples = training_examples(examples, tokenizer, window)
     trained = lora.wrap(model, lora_cfg) if lora.enabled(lora_cfg) else model
     result = train(
         trained,
@@ -75,6 +76,12 @@ def method_alternates(method: Any, name: str, data: BenchData) -> list[list[str]
     return None
 
 
+def unlearn_sets(data: BenchData, tokenizer: PreTrainedTokenizerBase) -> tuple[list[Any], list[Any]]:
+    """The forget and retain sets as unlearning batches them: records, or token windows (`data.train_window`)."""
+    return training_examples(data.forget, tokenizer, data.train_window), training_examples(data.retain, tokenizer,
+                                                                                           data.train_window)
+
+
 def unlearn(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, method: Any, method_cfg: Any, data: BenchData,
             fmt: PromptFormat, max_length: int, seed: int, accelerator: Accelerator, lora_cfg: Any = None) -> TrainResult:
     """Run `method` on the forget/retain sets; the frozen reference is built only if the method asks. With
@@ -99,12 +106,12 @@ def unlearn(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, method: 
         trained = lora.wrap(model, lora_cfg)
         parameters = lora.adapter_parameters(trained, parameters) if parameters is not None else None
     backward = getattr(method, "backward", None)
+    forget, retain = unlearn_sets(data, tokenizer)
     result = train(
         trained,
         lambda m, b: method.loss(m, b, reference),
-        unlearn_epochs(data.forget, data.retain, tokenizer, fmt, max_length, settings.batch_size, seed,
-                       alternates=alternates),
-        n_batches(len(data.forget), settings.batch_size),
+        unlearn_epochs(forget, retain, tokenizer, fmt, max_length, settings.batch_size, seed, alternates=alternates),
+        n_batches(len(forget), settings.batch_size),
         settings,
         accelerator,
         parameters=parameters,

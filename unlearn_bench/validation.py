@@ -140,6 +140,13 @@ def check_method_fits(method: Any, name: str, data: BenchData) -> None:
     method_alternates(method, name, data)
 
 
+def check_train_window(data: BenchData, max_length: int) -> None:
+    """Token windows are batched as cut (`collate.token_windows`): they must fit the model's context."""
+    if data.train_window is not None and data.train_window > max_length:
+        raise ValueError(f"training windows of {data.train_window} tokens (bench.chunk_tokens) exceed "
+                         f"model.max_length={max_length}: lower bench.chunk_tokens")
+
+
 def check_bench_inputs(bench: Any, utility: Any) -> None:
     """Files read only at evaluation, read now: the benchmark's (adapters that read local evaluation files
     implement `check_inputs`) and `eval.utility`'s offline lm-eval records (`utility.data_dir`)."""

@@ -24,13 +24,18 @@ class BenchData:
     # wrong answers per forget item to train on (wrong_answers): none of them is an answer the evaluation scores
     forget_perturbed: list[list[str]] = field(default_factory=list)
     tokenizer_corpus: list[str] = field(default_factory=list)     # text the tiny model's tokenizer is trained on
+    # None: each training record is one example; a length: the raw-text training sets are trained on as token
+    # windows of that many tokens (MUSE's layout, `collate.token_windows`), cut once the tokenizer exists
+    train_window: int | None = None
 
     def training_digest(self, role: str) -> str:
         """Content hash of what the `role` model ("target" or "retain") is trained on, its tokenizer corpus
         included. Generated worlds have no files to fingerprint, so a change of the generator (a new wording of
         the wrong answers, other draws) must still reach the cache keys through the texts themselves."""
         train = self.target_train if role == "target" else self.retain_train
-        texts = [[qa.question, qa.answer] for qa in train], self.tokenizer_corpus
+        texts: tuple[Any, ...] = [[qa.question, qa.answer] for qa in train], self.tokenizer_corpus
+        if self.train_window is not None:
+            texts += (self.train_window,)
         return hashlib.sha256(json.dumps(texts).encode("utf-8")).hexdigest()
 
 

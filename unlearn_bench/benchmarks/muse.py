@@ -66,6 +66,10 @@ SUST_ALL = "all"  # forget_source=sust: every sust fold, unlearned one after ano
 # spends ~1.3 tokens per English word, the tiny byte-level BPE ~1.6 (vocab 1024) to ~2.9 (vocab 400) on the
 # fictitious corpus's invented names; 0.3 words a token fits all of them.
 WORDS_PER_TOKEN = 0.3
+# How raw texts are trained on: `chunks`, each document cut into word chunks of about chunk_tokens tokens, one
+# example each (BOS ... EOS); `windows`, MUSE's baselines' layout (baselines/baselines/dataset.py `DefaultDataset`
+# on load_data.py's raw/<split>.txt): the documents joined by a blank line and cut into chunk_tokens-token windows.
+TRAIN_LAYOUTS = ("chunks", "windows")
 
 
 @dataclass
@@ -75,7 +79,8 @@ class MuseConfig:
     data_dir: Optional[str] = None           # hub-layout copy: <dir>/<corpus>/<config>/<split>.json; None = hub
     forget_source: str = "raw"               # raw | scal (C5) | sust (C6)
     forget_split: str = "forget"             # forget for raw; forget_1..forget_4 for scal/sust; all (sust): C6
-    chunk_tokens: int = 2048                 # training texts are split into chunks of about this many tokens
+    chunk_tokens: int = 2048                 # training chunks of about this many tokens, or windows of exactly it
+    train_layout: str = "chunks"             # chunks | windows (MUSE's baselines), see TRAIN_LAYOUTS
     num_authors: int = 200                   # fictitious corpus: trained authors (+ holdout_percent% never trained)
     world_seed: int = 0
     holdout_percent: int = 10
@@ -135,6 +140,8 @@ class MuseBenchmark:
             raise ValueError(f"bench.privleak_reference='{cfg.privleak_reference}' is not retrain or published")
         if cfg.privleak_reference == "published" and cfg.corpus not in RETRAIN_AUC:
             raise ValueError(f"MUSE published no retrain AUC for corpus '{cfg.corpus}': use privleak_reference=retrain")
+        if cfg.train_layout not in TRAIN_LAYOUTS:
+            raise ValueError(f"bench.train_layout='{cfg.train_layout}' is not one of {TRAIN_LAYOUTS}")
         if cfg.chunk_tokens < 2:
             raise ValueError(f"bench.chunk_tokens={cfg.chunk_tokens} must be at least 2")
         self.cfg = cfg
@@ -143,7 +150,11 @@ class MuseBenchmark:
     def corpus(self) -> MuseCorpus:
         return load_corpus(self.cfg)
 
-    def _chunks(self, texts: Sequence[str]) -> list[QA]:
+    def _records(self, texts: Sequence[str]) -> list[QA]:
+        """The training records of `texts`: word chunks, or (windows) whole documents, cut into token windows when
+        batched (`collate.token_windows`), per set, so each set's windows are those of its own MUSE .txt file."""
+        if self.cfg.train_layout == "windows":
+            return [QA(None, text) for text in texts]
         max_words = max(1, int(self.cfg.chunk_tokens * WORDS_PER_TOKEN))
         return [QA(None, chunk) for text in texts for chunk in word_chunks(text, max_words)]
 
@@ -155,10 +166,10 @@ class MuseBenchmark:
         raw_retain = t[("raw", "retain1")] + t[("raw", "retain2")]
         dropped = set(forget)  # a scal/sust fold may reach into the retain texts: the retrain model never sees it
         return {
-            "target": self._chunks(_unique(t[("raw", "forget")] + raw_retain + forget)),
-            "retain": self._chunks([x for x in _unique(raw_retain) if x not in dropped]),
-            "forget": self._chunks(forget),
-            "unlearn_retain": self._chunks(t[("raw", "retain1")]),
+            "target": self._records(_unique(t[("raw", "forget")] + raw_retain + forget)),
+            "retain": self._records([x for x in _unique(raw_retain) if x not in dropped]),
+            "forget": self._records(forget),
+            "unlearn_retain": self._records(t[("raw", "retain1")]),
         }
 
     def forget_folds(self) -> tuple[str, ...]:
@@ -166,11 +177,13 @@ class MuseBenchmark:
         return SPLITS["sust"] if self.cfg.forget_split == SUST_ALL else (self.cfg.forget_split,)
 
     def request_sizes(self) -> list[int] | None:
-        """With forget_split=all (sust), the forget set's chunks per sust fold: the sequential diagnostic's
-        requests, so C6 unlearns MUSE's folds one after another (swj0419/muse_bench, sustainability)."""
+        """With forget_split=all (sust), the forget set's records (chunks, or documents with windows) per sust fold:
+        the sequential diagnostic's requests, so C6 unlearns MUSE's folds one after another (swj0419/muse_bench,
+        sustainability); with windows each request's documents are cut into windows of their own, as MUSE
+        tokenizes sust/forget_<k>.txt."""
         if self.cfg.forget_split != SUST_ALL:
             return None
-        return [len(self._chunks(self.corpus.texts[("sust", fold)])) for fold in self.forget_folds()]
+        return [len(self._records(self.corpus.texts[("sust", fold)])) for fold in self.forget_folds()]
 
     def data(self) -> BenchData:
         s, c = self.train_sets, self.corpus
@@ -185,14 +198,18 @@ class MuseBenchmark:
             forget=s["forget"],
             retain=s["unlearn_retain"],
             tokenizer_corpus=corpus_text,
+            train_window=self.cfg.chunk_tokens if self.cfg.train_layout == "windows" else None,
         )
 
     def data_key(self, role: str) -> dict[str, Any]:
-        # The digest of the fine-tuning chunks themselves: a scal/sust sweep that leaves the target's data unchanged
-        # reuses its cached model, and a changed hub dataset or chunk size does not.
+        # The digest of the fine-tuning records themselves: a scal/sust sweep that leaves the target's data unchanged
+        # reuses its cached model, and a changed hub dataset, chunk size or layout does not.
         chunks = [qa.answer for qa in self.train_sets[role]]
         digest = hashlib.sha256(json.dumps(chunks).encode("utf-8")).hexdigest()
-        return {"name": self.name, "corpus": self.cfg.corpus, "chunks_sha256": digest}
+        key = {"name": self.name, "corpus": self.cfg.corpus, "chunks_sha256": digest}
+        if self.cfg.train_layout != "chunks":  # chunks runs keep the keys (and cached models) they had
+            key |= {"train_layout": self.cfg.train_layout, "window": self.cfg.chunk_tokens}
+        return key
 
     def check_inputs(self) -> None:
         """Evaluation reads verbmem, knowmem (and its ICL shots) and privleak: `load_corpus` reads and parses them

@@ -8,12 +8,12 @@ import torch
 from transformers import PreTrainedTokenizerBase
 from transformers.trainer_pt_utils import get_length_grouped_indices
 
-from unlearn_bench.data.collate import Collator, PromptFormat
+from unlearn_bench.data.collate import Collator, Encoded, PromptFormat
 from unlearn_bench.data.records import QA, iter_chunks
 from unlearn_bench.methods.base import UnlearnBatch
 
 
-def finetune_epochs(examples: Sequence[QA], tokenizer: PreTrainedTokenizerBase, fmt: PromptFormat, max_length: int,
+def finetune_epochs(examples: Sequence[QA | Encoded], tokenizer: PreTrainedTokenizerBase, fmt: PromptFormat, max_length: int,
                     batch_size: int, seed: int, *, group_by_length: bool = False) -> Callable[[int], Iterator[UnlearnBatch]]:
     """Shuffled batches of `examples`; fine-tuning reuses the unlearning batch type (forget = the data).
     `group_by_length`: batches of similar token lengths (transformers' `get_length_grouped_indices`, as HF Trainer's
@@ -38,8 +38,8 @@ def finetune_epochs(examples: Sequence[QA], tokenizer: PreTrainedTokenizerBase, 
 
 
 def unlearn_epochs(
-    forget: Sequence[QA],
-    retain: Sequence[QA],
+    forget: Sequence[QA | Encoded],
+    retain: Sequence[QA | Encoded],
     tokenizer: PreTrainedTokenizerBase,
     fmt: PromptFormat,
     max_length: int,

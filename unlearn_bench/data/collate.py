@@ -108,6 +108,45 @@ def encode_example(qa: QA, tokenizer: PreTrainedTokenizerBase, fmt: PromptFormat
     return ids[:max_length], labels[:max_length]
 
 
+@dataclass(frozen=True)
+class Encoded:
+    """A training example tokenized before batching (a MUSE token window); `Collator` passes it through as is."""
+
+    input_ids: tuple[int, ...]
+    labels: tuple[int, ...]
+
+
+# swj0419/muse_bench load_data.py writes each raw split as its documents joined by a blank line (raw/<split>.txt).
+DOCUMENT_SEPARATOR = "\n\n"
+
+
+def token_windows(texts: Sequence[str], tokenizer: PreTrainedTokenizerBase, length: int) -> list[Encoded]:
+    """MUSE's training examples (swj0419/muse_bench baselines/baselines/dataset.py `DefaultDataset`, .txt path):
+    `texts` joined by a blank line, tokenized whole without special tokens, cut into windows of `length - 1`
+    tokens each led by BOS; a short last window is filled with the first window's tokens
+    (`torch.concat([last, first])[:max_len]`, BOS included). Labels are the ids: every token is a target
+    (BOS never is, being first)."""
+    if length < 2:
+        raise ValueError(f"token windows need a length of at least 2 (BOS + a token), got {length}")
+    tokens = tokenizer(DOCUMENT_SEPARATOR.join(texts), add_special_tokens=False)["input_ids"]
+    if not tokens:
+        raise ValueError("no tokens to cut into windows: the training texts are empty")
+    windows = [[tokenizer.bos_token_id] + tokens[i : i + length - 1] for i in range(0, len(tokens), length - 1)]
+    windows[-1] = (windows[-1] + windows[0])[:length]
+    return [Encoded(tuple(w), tuple(w)) for w in windows]
+
+
+def training_examples(examples: Sequence[QA], tokenizer: PreTrainedTokenizerBase, window: int | None
+                      ) -> list[QA] | list[Encoded]:
+    """What a training set is batched as: its records (`window` None), or its raw texts as `token_windows`
+    of `window` tokens (`BenchData.train_window`)."""
+    if window is None or not examples:
+        return list(examples)
+    if any(qa.question is not None for qa in examples):
+        raise ValueError("token windows are cut from raw text only; this training set has questions")
+    return token_windows([qa.answer for qa in examples], tokenizer, window)
+
+
 def pad_batch(encoded: Sequence[tuple[list[int], list[int]]], pad_id: int) -> Batch:
     """Right-padded batch (training and scoring; causal attention makes right padding exact)."""
     width = max(len(ids) for ids, _ in encoded)
@@ -134,13 +173,15 @@ class Collator:
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
         self._encoded: dict[QA, tuple[list[int], list[int]]] = {}
 
-    def __call__(self, examples: Sequence[QA]) -> Batch:
+    def __call__(self, examples: Sequence[QA | Encoded]) -> Batch:
         return pad_batch([self._encode(qa) for qa in examples], self.pad_id)
 
-    def length(self, qa: QA) -> int:
+    def length(self, qa: QA | Encoded) -> int:
         return len(self._encode(qa)[0])
 
-    def _encode(self, qa: QA) -> tuple[list[int], list[int]]:
+    def _encode(self, qa: QA | Encoded) -> tuple[list[int], list[int]]:
+        if isinstance(qa, Encoded):
+            return list(qa.input_ids), list(qa.labels)
         if qa not in self._encoded:
             self._encoded[qa] = encode_example(qa, self.tokenizer, self.fmt, self.max_length)
         return self._encoded[qa]

@@ -90,15 +90,16 @@ class ULD:
     def fit(self, model: Any, tokenizer: Any, data: BenchData, *, fmt: Any, max_length: int, seed: int,
             accelerator: Any, settings: Any) -> None:
         from unlearn_bench.data.batching import unlearn_epochs
-        from unlearn_bench.stages import n_batches
+        from unlearn_bench.stages import n_batches, unlearn_sets
         from unlearn_bench.training import train
 
         if self.assistant is None:
             self.assistant = self.new_assistant(model)
         assistant = self.assistant.to(accelerator.device).requires_grad_(True)
+        forget, retain = unlearn_sets(data, tokenizer)
         result = train(assistant, self.loss,
-                       unlearn_epochs(data.forget, data.retain, tokenizer, fmt, max_length, settings.batch_size, seed),
-                       n_batches(len(data.forget), settings.batch_size), settings, accelerator, desc="uld:assistant")
+                       unlearn_epochs(forget, retain, tokenizer, fmt, max_length, settings.batch_size, seed),
+                       n_batches(len(forget), settings.batch_size), settings, accelerator, desc="uld:assistant")
         if result.status != "ok":
             raise RuntimeError(f"uld: training the assistant diverged: {result.message}")
         self.assistant = accelerator.unwrap_model(assistant).eval().requires_grad_(False)
