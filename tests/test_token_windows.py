@@ -2,6 +2,8 @@
 `DefaultDataset` (.txt path), and `Collator` passing pre-encoded windows through."""
 from __future__ import annotations
 
+import copy
+
 import pytest
 from tokenizers import Regex, Tokenizer, models, pre_tokenizers
 from transformers import PreTrainedTokenizerFast
@@ -38,6 +40,10 @@ def test_bad_windows_are_errors(char_tokenizer):
         token_windows([""], char_tokenizer, 4)
     with pytest.raises(ValueError, match="raw text only"):
         training_examples([QA("q?", "a")], char_tokenizer, 4)
+    no_bos = copy.deepcopy(char_tokenizer)
+    no_bos.bos_token = None
+    with pytest.raises(ValueError, match="no BOS token"):
+        token_windows(["ab"], no_bos, 4)
 
 
 def test_training_examples_keep_records_without_a_window(char_tokenizer):

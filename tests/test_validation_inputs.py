@@ -111,3 +111,10 @@ def test_utility_records_fail_at_start_on_any_benchmark(compose_cfg, smoke_overr
         csv.writer(f).writerows(rows)
     _fails_before_training(compose_cfg, smoke_overrides + ["eval.utility.tasks=[mmlu]", f"eval.utility.data_dir={root}"],
                            tmp_path, re.escape(f"{path}: record 4: expected 6 columns"))
+
+
+def test_bare_wmdp_domain_is_not_an_offline_task(shared_data) -> None:
+    from unlearn_bench.benchmarks.wmdp_data import check_offline_tasks
+
+    with pytest.raises(ValueError, match="no offline version of task 'bio'"):
+        check_offline_tasks(["bio"], shared_data)

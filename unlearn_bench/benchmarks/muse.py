@@ -207,7 +207,7 @@ class MuseBenchmark:
         chunks = [qa.answer for qa in self.train_sets[role]]
         digest = hashlib.sha256(json.dumps(chunks).encode("utf-8")).hexdigest()
         key = {"name": self.name, "corpus": self.cfg.corpus, "chunks_sha256": digest}
-        if self.cfg.train_layout != "chunks":  # chunks runs keep the keys (and cached models) they had
+        if self.cfg.train_layout != "chunks":  # chunks keep the data key they had
             key |= {"train_layout": self.cfg.train_layout, "window": self.cfg.chunk_tokens}
         return key
 

@@ -106,7 +106,7 @@ def check_offline_tasks(tasks: list[str], data_dir: Path) -> None:
     `unlearn_bench.evaluators.lm_eval.offline_tasks`), so a missing or malformed one fails before any training,
     naming the file (and record and field)."""
     for name in tasks:
-        if name == "wmdp" or name.removeprefix("wmdp_") in WMDP_DOMAINS:
+        if name == "wmdp" or (name.startswith("wmdp_") and name[len("wmdp_"):] in WMDP_DOMAINS):
             for domain in WMDP_DOMAINS if name == "wmdp" else (name.removeprefix("wmdp_"),):
                 load_wmdp(data_dir, domain)
             continue

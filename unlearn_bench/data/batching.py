@@ -19,7 +19,7 @@ def finetune_epochs(examples: Sequence[QA | Encoded], tokenizer: PreTrainedToken
     `group_by_length`: batches of similar token lengths (transformers' `get_length_grouped_indices`, as HF Trainer's
     `group_by_length`), visited in random order, so less of each batch is padding."""
     collate = Collator(tokenizer, fmt, max_length)
-    lengths = [collate.length(qa) for qa in examples] if group_by_length else None
+    lengths = [collate.length(qa) for qa in examples] if group_by_length and examples else None
 
     def epoch(e: int) -> Iterator[UnlearnBatch]:
         rng = random.Random(seed * 100_003 + e)

@@ -128,6 +128,9 @@ def token_windows(texts: Sequence[str], tokenizer: PreTrainedTokenizerBase, leng
     (BOS never is, being first)."""
     if length < 2:
         raise ValueError(f"token windows need a length of at least 2 (BOS + a token), got {length}")
+    if tokenizer.bos_token_id is None:
+        raise ValueError("token windows start with BOS, as MUSE's do, but this tokenizer has no BOS token: "
+                         "use bench.train_layout=chunks")
     tokens = tokenizer(DOCUMENT_SEPARATOR.join(texts), add_special_tokens=False)["input_ids"]
     if not tokens:
         raise ValueError("no tokens to cut into windows: the training texts are empty")

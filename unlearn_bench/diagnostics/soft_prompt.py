@@ -51,13 +51,16 @@ class SoftPrompted(torch.nn.Module):
         rows = torch.randint(table.shape[0], (n_tokens,), generator=torch.Generator().manual_seed(seed))
         self.prompt = torch.nn.Parameter(table.detach()[rows.to(table.device)].float().clone())
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, **_: object) -> CausalLMOutput:
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                logits_to_keep: torch.Tensor | None = None) -> CausalLMOutput:
         embeds = self.model.get_input_embeddings()(input_ids)
         n, batch = self.prompt.shape[0], input_ids.shape[0]
         prefix = self.prompt.to(embeds.dtype).unsqueeze(0).expand(batch, -1, -1)
         mask = torch.cat([attention_mask.new_ones(batch, n), attention_mask], dim=1)
-        logits = self.model(inputs_embeds=torch.cat([prefix, embeds], dim=1), attention_mask=mask).logits
-        return CausalLMOutput(logits=logits[:, n:])
+        inputs = {"inputs_embeds": torch.cat([prefix, embeds], dim=1), "attention_mask": mask}
+        if logits_to_keep is not None:  # positions of the real tokens, shifted past the prompt
+            return CausalLMOutput(logits=self.model(**inputs, logits_to_keep=logits_to_keep + n).logits)
+        return CausalLMOutput(logits=self.model(**inputs).logits[:, n:])
 
 
 @contextmanager

@@ -97,7 +97,8 @@ def answer_token_nll(model: torch.nn.Module, batch: Batch) -> tuple[torch.Tensor
     """`shifted_token_nll` restricted to the positions that predict an answer token in some row, [B, K]: the model
     projects only those hidden states onto the vocabulary (transformers' `logits_to_keep`). Losses that reduce
     over answer tokens are unchanged; on the embedded world, where answers are a quarter of the tokens, a training
-    step is ~20% faster (scripts/bench_train.py)."""
+    step is ~20% faster (scripts/bench_train.py). A wrapper that prepends positions and passes `logits_to_keep` on
+    shifts it past them (diagnostics/soft_prompt.py); one that ignores it returns every position, handled here."""
     targets = batch.labels[:, 1:]
     keep = (targets != IGNORE_INDEX).any(dim=0).nonzero().squeeze(1)
     try:
