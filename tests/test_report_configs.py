@@ -49,6 +49,22 @@ def test_sweep_points_and_splits_are_separate_rows_with_their_baselines(tmp_path
     assert finetuned.loc["forget01", "forget_quality ↑"] == "0.01 [0.01, 0.01]" and finetuned.loc["forget10", "forget_quality ↑"] == "0.02"
 
 
+def test_controls_of_a_method_sweep_are_one_row_each(tmp_path: Path) -> None:
+    # Every run of a sweep writes the diagnose stage's controls; they depend on the baselines, not the method.
+    root = tmp_path / "results"
+    for method, lr in (("ga", 1e-4), ("npo", 3e-4)):
+        fake_run(root, method, lr, "forget01", 0, 0.1)
+        run_dir = root / "tofu" / "tiny" / method / f"{method}-{lr}-forget01-0"
+        control = [MetricRow("tofu", "tiny", "control:retain", "diag/none", m, 0.0, False, 0, "", "control").to_dict()
+                   for m in ("knowledge_share", "ci_low", "ci_high")]
+        rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+        atomic_write_jsonl(run_dir / "metrics.jsonl", rows + control)
+    build_report(root, tmp_path / "out")
+    table = summary(tmp_path / "out")
+    assert (table["method"] == "control:retain").sum() == 1
+    assert "method.lr" not in table.columns  # no method differs from itself: no configuration columns
+
+
 def test_where_and_by_use_provenance(tmp_path: Path) -> None:
     root = tmp_path / "results"
     fake_run(root, "ga", 1e-5, "forget01", 0, 0.1, torch_version="2.13.0")

@@ -110,6 +110,9 @@ class ReportPaths:
     plots: list[Path] = field(default_factory=list)
 
 
+METHOD_FREE_INTENTS = ("baseline", "control")
+
+
 def load_run_rows(run_dir: Path, results_dir: Path) -> list[dict]:
     """A complete run's metric rows, with the run's status on its own method's rows and run.json fields added."""
     info = read_run_info(run_dir)
@@ -126,7 +129,8 @@ def load_run_rows(run_dir: Path, results_dir: Path) -> list[dict]:
     config_id, baseline_id = report_configs.row_ids(run_dir, info)
     records = []
     for row in rows:
-        record = {**row.to_dict(), **extra, "config_id": baseline_id if row.intent == "baseline" else config_id}
+        # Baselines and the diagnose stage's controls do not depend on the method of the run that wrote them.
+        record = {**row.to_dict(), **extra, "config_id": baseline_id if row.intent in METHOD_FREE_INTENTS else config_id}
         if row.method == method:
             record["status"] = info["status"]  # run.json is written last, so it has the final word
         records.append(record)

@@ -78,8 +78,8 @@ def config_columns(rows: pd.DataFrame, results_dir: Path, extra: Sequence[str] =
     between rows of the same method, other fields that differ between any rows, plus the `extra` fields."""
     first_run = rows.drop_duplicates("config_id").set_index("config_id")
     fields = {cid: run_fields(results_dir / row["run_dir"]) for cid, row in first_run.iterrows()}
-    baseline = {cid for cid, row in first_run.iterrows() if row["intent"] == "baseline"}
-    for cid in baseline:  # a baseline's row does not depend on the method of the run that wrote it
+    baseline = {cid for cid, row in first_run.iterrows() if row["intent"] in ("baseline", "control")}
+    for cid in baseline:  # a baseline's (or control's) row does not depend on the method of the run that wrote it
         fields[cid] = {k: v for k, v in fields[cid].items() if not k.startswith("method")}
     # Provenance (times, host) always differs: it becomes a column only when asked for (--by).
     shared = [k for k in run_keys.varying_fields(fields) if not k.startswith(("method", "provenance."))]
