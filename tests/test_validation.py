@@ -82,7 +82,7 @@ def test_command_line_typos_list_the_valid_fields() -> None:
     assert "model (tiny) has no field 'nlayers'" in errors[2] and "num_layers" in errors[2]
     assert validation.override_field_errors(["model.finetune.lrr=1"], defaults) == [
         "model.finetune.lrr=1: model.finetune (tiny) has no field 'lrr'; valid fields: batch_size, epochs, grad_accum, "
-        "lr, max_grad_norm, max_steps, scheduler, warmup_ratio, weight_decay"]
+        "group_by_length, lr, max_grad_norm, max_steps, scheduler, warmup_ratio, weight_decay"]
 
 
 def test_wrong_answers_on_rwku_fails_before_training(compose_cfg, smoke_overrides, tmp_path) -> None:
