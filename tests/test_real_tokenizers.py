@@ -62,7 +62,10 @@ def test_llama2_tofu_prompt_and_answer_tokens_are_tofus(llama2, compose_cfg):
         assert ids[0] == llama2.bos_token_id and ids[-1] == llama2.eos_token_id
         assert scored(labels) == tofu_scored_ids(llama2, q, a, "[INST] ", " [/INST]", "")
     ids, labels = encode_example(QA(TOFU_Q, TOFU_A), llama2, fmt, 512)
-    assert len(scored(labels)) == 18
+    # TOFU's log (eval_log_forget.json, num_token_gt of question 0) scores 20 tokens with Meta's Llama-2 vocabulary;
+    # the shared fixture's (Mistral-7B's) splits the answer into 18.
+    meta_llama2 = llama2("[INST]")["input_ids"] == [1, 518, 25580, 29962]
+    assert len(scored(labels)) == (20 if meta_llama2 else 18)
     assert llama2.decode(scored(labels)) == TOFU_A + "</s>"  # "Hsiao", not "▁Hsiao": TOFU's answer_tag is ""
 
 
