@@ -29,7 +29,7 @@ sweep: $(STAMP)
 	$(BIN)/unlearn-bench-report results
 
 # The grid search behind conf/method/*.yaml (unlearn_bench/tuning.py): world seed 1, diagnostics off, about
-# 45 min on 2 cores; writes the chosen lr and epochs into conf/method/ and the grid's table beside the sweep's.
+# 16 min on 2 cores (2026-12-02); writes the chosen lr and epochs into conf/method/ and the grid's table beside the sweep's.
 tune: $(STAMP)
 	OMP_NUM_THREADS=1 $(BIN)/python -m unlearn_bench.tuning --results results/tune --apply conf/method
 	cp results/tune/tuning.md results/embedded_default/tuning.md
