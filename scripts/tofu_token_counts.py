@@ -18,26 +18,19 @@ from pathlib import Path
 
 from transformers import AutoTokenizer
 
+from unlearn_bench.benchmarks.tofu_data import load_tofu_split
 from unlearn_bench.data.collate import PromptFormat, encode_example
 from unlearn_bench.data.records import QA
 from unlearn_bench.methods.base import IGNORE_INDEX
 
 LLAMA2_INST = [1, 518, 25580, 29962]  # "[INST]" under Meta's Llama-2 tokenizer.model
-# split: (TOFU log file, records file, field of the paraphrased answer)
+# split: (TOFU log file, TOFU split of the records, field of the paraphrased answer)
 SPLITS = {
-    "forget10": ("eval_log_forget.json", "forget10_perturbed.json", "paraphrased_answer"),
-    "retain": ("eval_log.json", "retain_perturbed.json", "paraphrased_answer"),
-    "real_authors": ("eval_real_author_wo_options.json", "real_authors_perturbed.json", "answer"),
-    "world_facts": ("eval_real_world_wo_options.json", "world_facts_perturbed.json", "answer"),
+    "forget10": ("eval_log_forget.json", "forget10_perturbed", "paraphrased_answer"),
+    "retain": ("eval_log.json", "retain_perturbed", "paraphrased_answer"),
+    "real_authors": ("eval_real_author_wo_options.json", "real_authors_perturbed", "answer"),
+    "world_facts": ("eval_real_world_wo_options.json", "world_facts_perturbed", "answer"),
 }
-
-
-def read_records(path: Path) -> list[dict]:
-    text = path.read_text(encoding="utf-8").strip()
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError:  # the hub's JSON-lines layout
-        return [json.loads(line) for line in text.splitlines() if line.strip()]
 
 
 def scored_tokens(tokenizer, question: str, answer: str) -> int:
@@ -72,9 +65,9 @@ def main() -> None:
     tokenizer = AutoTokenizer.from_pretrained(str(args.tokenizer))
     inst = tokenizer("[INST]")["input_ids"]
     print(f"tokenizer {args.tokenizer}: '[INST]' -> {inst} ({'Llama-2' if inst == LLAMA2_INST else 'NOT Llama-2'}'s vocabulary)")
-    for split, (log_file, records_file, paraphrase_key) in SPLITS.items():
+    for split, (log_file, records_split, paraphrase_key) in SPLITS.items():
         log = json.loads((args.logs / log_file).read_text(encoding="utf-8"))
-        counts = agreement(tokenizer, log, read_records(args.data / records_file), paraphrase_key)
+        counts = agreement(tokenizer, log, load_tofu_split(records_split, args.data), paraphrase_key)
         print(f"{split:13s} " + "  ".join(f"{k} {a}/{n}" for k, (a, n) in counts.items()))
 
 

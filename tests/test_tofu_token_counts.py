@@ -12,6 +12,7 @@ import pytest
 
 from conftest import SHARED_DATA, shared_tokenizer
 from test_real_tokenizers import tofu_scored_ids
+from unlearn_bench.benchmarks.tofu_data import load_tofu_split
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "tofu_token_counts.py"
 
@@ -29,7 +30,7 @@ def test_a_log_made_by_tofus_formula_agrees_and_one_changed_count_is_found(scrip
     path = SHARED_DATA / "tofu" / "forget10_perturbed.json"
     if not path.is_file():
         pytest.skip(f"{path} not present: real records live beside the repo, not in it")
-    records = script.read_records(path)[:5]
+    records = load_tofu_split("forget10_perturbed", path.parent)[:5]
 
     def count(rec, answer):
         return len(tofu_scored_ids(tokenizer, rec["question"], answer, "[INST] ", " [/INST]", ""))
@@ -57,7 +58,7 @@ def test_every_logged_count_agrees_with_metas_llama2_tokenizer(script):
 
     tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
     assert tokenizer("[INST]")["input_ids"] == script.LLAMA2_INST
-    for split, (log_file, records_file, key) in script.SPLITS.items():
+    for split, (log_file, records_split, key) in script.SPLITS.items():
         log = json.loads((Path(logs) / log_file).read_text(encoding="utf-8"))
-        counts = script.agreement(tokenizer, log, script.read_records(SHARED_DATA / "tofu" / records_file), key)
+        counts = script.agreement(tokenizer, log, load_tofu_split(records_split, SHARED_DATA / "tofu"), key)
         assert all(agree == total for agree, total in counts.values()), (split, counts)
