@@ -77,6 +77,7 @@ class TofuBenchmark:
     name = "tofu"
 
     def __init__(self, cfg: TofuConfig) -> None:
+        self._loaded: dict[str, list[dict[str, Any]]] = {}
         self.retain_split = retain_split_for(cfg.forget_split)  # ValueError naming the choices
         if cfg.mia_style not in MIA_STYLES:
             raise ValueError(f"bench.mia_style={cfg.mia_style!r}: choose from {', '.join(MIA_STYLES)}")
@@ -90,12 +91,18 @@ class TofuBenchmark:
             return f"{self.cfg.hub_id}[{split}]"
         return str(split_path(split, self.cfg.data_dir))
 
+    def _records(self, split: str) -> list[dict[str, Any]]:
+        """A split's raw records, read and parsed once per run (data(), the start check and the evaluation all
+        read the perturbed splits)."""
+        if split not in self._loaded:
+            self._loaded[split] = load_tofu_split(split, self.cfg.data_dir, self.cfg.hub_id)
+        return self._loaded[split]
+
     def _qa(self, split: str) -> list[QA]:
-        return to_qa(load_tofu_split(split, self.cfg.data_dir, self.cfg.hub_id), self._source(split))
+        return to_qa(self._records(split), self._source(split))
 
     def _eval_qa(self, split: str) -> list[EvalQA]:
-        records = load_tofu_split(split, self.cfg.data_dir, self.cfg.hub_id)
-        return to_eval_qa(records, self._source(split), expect_perturbed=None)
+        return to_eval_qa(self._records(split), self._source(split), expect_perturbed=None)
 
     @cached_property
     def forget_perturbed(self) -> list[EvalQA]:
