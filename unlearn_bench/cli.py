@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import logging
 import sys
-from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
@@ -22,7 +21,7 @@ sys.argv = worker_argv(sys.argv)
 def main(cfg: DictConfig) -> None:
     from unlearn_bench import provenance
     from unlearn_bench.fingerprints import data_fingerprint
-    from unlearn_bench.runner import run, run_dir_for
+    from unlearn_bench.runner import run, run_dir_for, run_path
     from unlearn_bench.run_output import RunRecord, write_failed
 
     started = provenance.now()
@@ -38,13 +37,15 @@ def main(cfg: DictConfig) -> None:
             raise
         log.exception("run failed: %s", e)
         try:  # nor may recording the failure (an unwritable results folder, a bad model.name)
-            run_dir, run_id = run_dir_for(cfg)
+            fingerprint = data_fingerprint(cfg)
+            run_dir, run_id = run_dir_for(cfg, fingerprint)
             write_failed(run_dir, cfg, RunRecord("failed", run_id, run_id, f"{type(e).__name__}: {e}"),
-                         provenance.collect(started, None, data_fingerprint(cfg)))
+                         provenance.collect(started, None, fingerprint))
         except Exception as write_error:
             log.error("could not record the failed run: %s: %s", type(write_error).__name__, write_error)
         return
-    summary = Path(run_dir_for(cfg)[0]) / "summary.md"
+    # The folder run() chose (named by the config hash it matched), without fingerprinting the data again.
+    summary = run_path(cfg, record.config_hash) / "summary.md"
     print(f"\n{cfg.method.name} on {cfg.bench.name} with {cfg.model.name}: {record.status} "
           f"({record.seconds:.0f} s) -> {summary.parent}\n")
     if summary.is_file():

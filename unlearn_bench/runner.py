@@ -88,7 +88,12 @@ def run_id_for(cfg: DictConfig, fingerprint: dict[str, Any] | None = None) -> st
 def run_dir_for(cfg: DictConfig, fingerprint: dict[str, Any] | None = None) -> tuple[Path, str]:
     validation.check_path_components(cfg)  # model.name=../x must not escape the results folder
     run_id = run_id_for(cfg, fingerprint)
-    return Path(cfg.paths.results_dir) / cfg.bench.name / cfg.model.name / cfg.method.name / run_id, run_id
+    return run_path(cfg, run_id), run_id
+
+
+def run_path(cfg: DictConfig, run_id: str) -> Path:
+    """<results>/<bench>/<model>/<method>/<run id>."""
+    return Path(cfg.paths.results_dir) / cfg.bench.name / cfg.model.name / cfg.method.name / run_id
 
 
 def run_identity(cfg: DictConfig, fingerprint: dict[str, Any]) -> dict[str, str]:
