@@ -15,6 +15,7 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
 
 from unlearn_bench.benchmarks.registry import BENCHMARKS, bench_config_class
+from unlearn_bench.data.collate import DATE_STRING
 from unlearn_bench.diagnostics import DiagnosticsConfig
 from unlearn_bench.evaluation.cost import CostConfig
 from unlearn_bench.methods.registry import method_classes
@@ -43,7 +44,7 @@ class ModelConfig:
     prompt_format: str = "plain"  # plain | phi | llama2 | chat
     # prompt_format=chat: the system turn (None: none) and the template's date (Llama-3.1+ headers print it).
     system_prompt: Optional[str] = None
-    date_string: str = "10 Apr 2025"
+    date_string: str = DATE_STRING
     # Storage dtype of loaded models (auto: bf16 on CUDA, fp32 on CPU): frozen references and evaluated checkpoints
     # stay in it; trained parameters (and AdamW's state) are fp32 whatever it says, compute bf16 on CUDA (device.py).
     dtype: str = "auto"
