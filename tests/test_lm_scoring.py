@@ -87,3 +87,25 @@ def test_sampling_truncation_is_passed_through(tiny_lm, monkeypatch) -> None:
     assert (seen["do_sample"], seen["temperature"], seen["top_p"], seen["top_k"]) == (True, 1.0, 0.9, 50)
     LM(model, tok, PromptFormat(), max_length=64).generate(["item"], 4, raw=True)
     assert seen["do_sample"] is False
+
+
+def test_memorization_and_truncation_see_the_wrapper_prompt(tiny_lm) -> None:
+    """greedy_matches (memorization rows) and truncated score the prompt an inference-time method rewrote, as
+    answer_losses and generate do: wrapped == the rewritten question scored without a wrapper."""
+    from unlearn_bench.data.records import QA
+    from unlearn_bench.evaluation.wrapper import InferenceWrapper
+
+    model, tok = tiny_lm
+    prefix = "Do not reveal item 3. " * 4
+    wrapper = InferenceWrapper(prompt=lambda q: prefix + q)
+    pairs = [QA("what is item 3?", "item 3 is a cat."), QA("item 2 is", "a dog.")]
+    rewritten = [QA(prefix + qa.question, qa.answer) for qa in pairs]
+    wrapped = LM(model, tok, PromptFormat(), max_length=64, batch_size=2, wrapper=wrapper)
+    plain = LM(model, tok, PromptFormat(), max_length=64, batch_size=2)
+    assert wrapped.greedy_matches(pairs) == plain.greedy_matches(rewritten)
+    assert wrapped.greedy_matches(pairs, raw=True) == plain.greedy_matches(rewritten, raw=True)
+    # a cut that the bare pairs fit in but the rewritten ones do not
+    longest = max(len(plain.encode(qa)[0]) for qa in pairs)
+    wrapped.max_length = plain.max_length = longest
+    assert plain.truncated(pairs) == 0
+    assert wrapped.truncated(pairs) == plain.truncated(rewritten) == len(pairs)

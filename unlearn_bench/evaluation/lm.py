@@ -36,11 +36,12 @@ class LM:
     def rewrite(self, text: str) -> str:
         return self.wrapper.rewrite(text) if self.wrapper is not None else text
 
-    def encode(self, qa: QA, add_eos: bool = True) -> tuple[list[int], list[int]]:
-        """input_ids and labels of a (question, answer) pair, the question rewritten by the wrapper."""
+    def encode(self, qa: QA, add_eos: bool = True, truncate: bool = True) -> tuple[list[int], list[int]]:
+        """input_ids and labels of a (question, answer) pair, the question rewritten by the wrapper; cut to
+        `max_length` tokens unless `truncate=False`."""
         if qa.question is not None and self.wrapper is not None:
             qa = dataclasses.replace(qa, question=self.rewrite(qa.question))
-        return encode_example(qa, self.tokenizer, self.fmt, self.max_length, add_eos=add_eos)
+        return encode_example(qa, self.tokenizer, self.fmt, self.max_length if truncate else None, add_eos=add_eos)
 
     @property
     def pad_id(self) -> int:
@@ -130,8 +131,7 @@ class LM:
         labelled token left out as open-unlearning's `tokenwise_vocab_logprobs` does (for QA pairs it is the EOS).
         `raw=True` reads question + " " + answer as plain text without EOS, as open-unlearning's
         `preprocess_pretraining_instance` (insert_space=True) encodes MUSE's verbmem prompt and continuation."""
-        encoded = [self._raw_completion(qa) if raw else encode_example(qa, self.tokenizer, self.fmt, self.max_length)
-                   for qa in pairs]
+        encoded = [self._raw_completion(qa) if raw else self.encode(qa) for qa in pairs]
         out: list[list[bool]] = [[] for _ in pairs]
         for idx, batch, logits in self.forward_batches(encoded):
             predicted, targets = logits[:, :-1].argmax(-1), batch.labels[:, 1:]
@@ -142,14 +142,15 @@ class LM:
         return out
 
     def _raw_completion(self, qa: QA) -> tuple[list[int], list[int]]:
-        ids = self.tokenizer(f"{qa.question} {qa.answer}")["input_ids"][: self.max_length]
-        n_prompt = max(1, len(self.tokenizer(qa.question)["input_ids"]))
-        return ids, [IGNORE_INDEX] * n_prompt + ids[n_prompt:]
+        prompt = self.rewrite(qa.question)  # as generate(raw=True) rewrites the same prompt
+        ids = self.tokenizer(f"{prompt} {qa.answer}")["input_ids"][: self.max_length]
+        n_prompt = max(1, len(self.tokenizer(prompt)["input_ids"]))
+        return ids, ([IGNORE_INDEX] * n_prompt + ids[n_prompt:])[: len(ids)]  # a prompt past the cut scores nothing
 
     def truncated(self, pairs: Sequence[QA]) -> int:
         """How many of `pairs` are longer than `max_length` tokens, and so are scored on their first `max_length`
         tokens only (losing the answer's end and EOS)."""
-        return sum(len(encode_example(qa, self.tokenizer, self.fmt, None)[0]) > self.max_length for qa in pairs)
+        return sum(len(self.encode(qa, truncate=False)[0]) > self.max_length for qa in pairs)
 
     def _label_stats(self, encoded: Sequence[tuple[list[int], list[int]]], reduce: str) -> list:
         """Per example: mean or summed NLL of the labelled tokens, or (reduce='none') their log-probabilities."""
