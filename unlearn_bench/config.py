@@ -103,6 +103,8 @@ class RunConfig:
     paths: PathsConfig = field(default_factory=PathsConfig)
     force: bool = False       # redo a run whose results already exist for the same config
     cpu: bool = False         # force CPU even where CUDA is available
+    # on CPU, fine-tune the retain model in a second process while the target trains (side_process.py)
+    parallel_finetune: bool = True
 
 
 def method_schema(name: str, cls: type) -> type:

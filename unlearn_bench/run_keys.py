@@ -8,7 +8,7 @@ from typing import Any
 from unlearn_bench.cache import config_hash
 
 # Where results go and how the run is executed: no bearing on the results.
-VOLATILE = ("paths", "force", "cpu")
+VOLATILE = ("paths", "force", "cpu", "parallel_finetune")
 
 
 def _determining(resolved: dict[str, Any], data_digest: str | None, drop: tuple[str, ...]) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from unlearn_bench import provenance, run_keys, stages, validation
+from unlearn_bench import provenance, run_keys, side_process, stages, validation
 from unlearn_bench.benchmarks.base import SELF_REFERENCE, BenchData, Benchmark, EvalOutput, GeneratesForgetCorpus
 from unlearn_bench.benchmarks.registry import build_benchmark
 from unlearn_bench.cache import clean_stale_temps
@@ -141,10 +141,11 @@ def run(cfg: DictConfig) -> RunRecord:
     ctx = Context(cfg, bench, data, fmt, accelerator, fingerprint["digest"])
 
     tokenizer = loading.base_tokenizer(cfg.model, data.tokenizer_corpus)
-    target_dir = finetuned_model(ctx, "target", data.target_train, tokenizer)
-    if isinstance(bench, GeneratesForgetCorpus) and (generation := bench.generation_key()) is not None:
-        ctx.data = bench.with_generated_forget(data, generated_forget_corpus(ctx, target_dir, generation))
-        stages.check_data(ctx.data)
+    with side_process.retain_alongside(ctx, tokenizer):  # on CPU, the retain model trains in a second process
+        target_dir = finetuned_model(ctx, "target", data.target_train, tokenizer)
+        if isinstance(bench, GeneratesForgetCorpus) and (generation := bench.generation_key()) is not None:
+            ctx.data = bench.with_generated_forget(data, generated_forget_corpus(ctx, target_dir, generation))
+            stages.check_data(ctx.data)
     retain_dir = finetuned_model(ctx, "retain", data.retain_train, tokenizer)
     retain_eval = cached_eval(ctx, "retain", retain_dir, SELF_REFERENCE)
     if target_dir == retain_dir:  # a pretrained model used as is is its own retain reference (RWKU, WMDP)

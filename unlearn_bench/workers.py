@@ -1,6 +1,6 @@
-"""Sweep workers that end with their sweep. joblib's loky workers outlive a main process killed with SIGKILL
-(no handler runs), holding GPUs and cache temp dirs; each job therefore watches its parent and exits once it
-has been re-parented (the parent died)."""
+"""Workers that end with their parent: sweep jobs, and the retain fine-tune's second process (side_process.py).
+joblib's loky workers outlive a main process killed with SIGKILL (no handler runs), holding GPUs and cache temp
+dirs; each worker therefore watches its parent and exits once it has been re-parented (the parent died)."""
 from __future__ import annotations
 
 import logging
@@ -18,7 +18,7 @@ def exit_with_parent(poll_s: float = 2.0) -> threading.Thread:
     def watch() -> None:
         while os.getppid() == parent:
             time.sleep(poll_s)
-        log.error("the sweep's main process (pid %d) is gone: stopping this worker", parent)
+        log.error("the main process (pid %d) is gone: stopping this worker", parent)
         os._exit(1)
 
     thread = threading.Thread(target=watch, name="exit-with-parent", daemon=True)

@@ -1,0 +1,81 @@
+"""The retain model fine-tuned in a second process (side_process.py) is the one a sequential run trains."""
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from unlearn_bench.benchmarks.registry import build_benchmark
+from unlearn_bench.cache import entry_path
+from unlearn_bench.data.collate import PromptFormat
+from unlearn_bench.data.records import QA
+from unlearn_bench.device import make_accelerator
+from unlearn_bench.models import loading
+from unlearn_bench.runner import Context, finetuned_model
+from unlearn_bench.side_process import retain_alongside, worthwhile
+
+
+@pytest.fixture
+def two_threads():
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    yield
+    torch.set_num_threads(before)
+
+
+def context(compose_cfg, tmp_path, name: str, parallel: bool) -> tuple[Context, object]:
+    cfg = compose_cfg(["experiment=smoke", f"paths.cache_dir={tmp_path / name}", f"parallel_finetune={parallel}",
+                       "model.finetune.epochs=1"])
+    bench = build_benchmark(cfg.bench)
+    data = bench.data()
+    ctx = Context(cfg, bench, data, PromptFormat(cfg.model.prompt_format), make_accelerator(cpu=True))
+    return ctx, loading.base_tokenizer(cfg.model, data.tokenizer_corpus)
+
+
+def train_both(ctx: Context, tokenizer) -> dict[str, str]:
+    with retain_alongside(ctx, tokenizer):
+        target = finetuned_model(ctx, "target", ctx.data.target_train, tokenizer)
+        # the child wrote the retain entry by the end of the block, not the parent after it
+        child_wrote = entry_path(ctx.cfg.paths.cache_dir, "finetune", ctx.model_key("retain")).is_dir()
+    retain_cached = entry_path(ctx.cfg.paths.cache_dir, "finetune", ctx.model_key("retain")).is_dir()
+    return {"target": target, "retain": finetuned_model(ctx, "retain", ctx.data.retain_train, tokenizer),
+            "retain_cached_after_block": retain_cached, "child_wrote_during_target": child_wrote}
+
+
+def test_side_by_side_models_are_the_sequential_ones_bit_for_bit(compose_cfg, tmp_path, two_threads) -> None:
+    parallel_ctx, tok = context(compose_cfg, tmp_path, "parallel", True)
+    sequential_ctx, _ = context(compose_cfg, tmp_path, "sequential", False)
+    assert worthwhile(parallel_ctx) and not worthwhile(sequential_ctx)
+    side = train_both(parallel_ctx, tok)
+    assert torch.get_num_threads() == 2  # the parent's threads are given back
+    assert side["retain_cached_after_block"]
+    one_after_other = train_both(sequential_ctx, tok)
+    assert not one_after_other["retain_cached_after_block"]
+    for role in ("target", "retain"):
+        a = load_file(f"{side[role]}/model.safetensors")
+        b = load_file(f"{one_after_other[role]}/model.safetensors")
+        assert a.keys() == b.keys()
+        assert all(torch.equal(a[k], b[k]) for k in a), role
+    # with both models cached there is nothing left to run side by side
+    assert not worthwhile(parallel_ctx)
+
+
+def test_a_failed_retain_process_raises_with_its_error(compose_cfg, tmp_path, two_threads) -> None:
+    ctx, tok = context(compose_cfg, tmp_path, "failing", True)
+    ctx.data = dataclasses.replace(ctx.data, retain_train=[QA("who?", None)])  # no answer to train on
+    with pytest.raises(RuntimeError, match="retain model in a second process failed: .+"):
+        with retain_alongside(ctx, tok):
+            pass
+    assert torch.get_num_threads() == 2
+
+
+def test_one_thread_means_one_process(compose_cfg, tmp_path) -> None:
+    ctx, _ = context(compose_cfg, tmp_path, "one", True)
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        assert not worthwhile(ctx)
+    finally:
+        torch.set_num_threads(before)
