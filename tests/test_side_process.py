@@ -14,11 +14,14 @@ from unlearn_bench.data.records import QA
 from unlearn_bench.device import make_accelerator
 from unlearn_bench.models import loading
 from unlearn_bench.runner import Context, finetuned_model
+from unlearn_bench import side_process
 from unlearn_bench.side_process import retain_alongside, worthwhile
 
 
 @pytest.fixture
-def two_threads():
+def two_threads(monkeypatch):
+    """Two threads, and the 20-step fine-tunes below counted as long enough for a second process."""
+    monkeypatch.setattr(side_process, "MIN_STEPS", 20)
     before = torch.get_num_threads()
     torch.set_num_threads(2)
     yield
@@ -27,7 +30,7 @@ def two_threads():
 
 def context(compose_cfg, tmp_path, name: str, parallel: bool) -> tuple[Context, object]:
     cfg = compose_cfg(["experiment=smoke", f"paths.cache_dir={tmp_path / name}", f"parallel_finetune={parallel}",
-                       "model.finetune.epochs=1"])
+                       "model.finetune.max_steps=20"])
     bench = build_benchmark(cfg.bench)
     data = bench.data()
     ctx = Context(cfg, bench, data, PromptFormat(cfg.model.prompt_format), make_accelerator(cpu=True))
@@ -71,11 +74,17 @@ def test_a_failed_retain_process_raises_with_its_error(compose_cfg, tmp_path, tw
     assert torch.get_num_threads() == 2
 
 
-def test_one_thread_means_one_process(compose_cfg, tmp_path) -> None:
+def test_one_thread_or_a_short_fine_tune_means_one_process(compose_cfg, tmp_path) -> None:
     ctx, _ = context(compose_cfg, tmp_path, "one", True)
+    ctx.cfg.model.finetune.max_steps = 0  # the smoke run's own 3 epochs: a few seconds
     before = torch.get_num_threads()
-    torch.set_num_threads(1)
+    torch.set_num_threads(2)
     try:
+        assert side_process.retain_steps(ctx) < side_process.MIN_STEPS
+        assert not worthwhile(ctx)
+        ctx.cfg.model.finetune.max_steps = side_process.MIN_STEPS
+        assert worthwhile(ctx)
+        torch.set_num_threads(1)
         assert not worthwhile(ctx)
     finally:
         torch.set_num_threads(before)
