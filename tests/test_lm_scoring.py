@@ -89,9 +89,9 @@ def test_sampling_truncation_is_passed_through(tiny_lm, monkeypatch) -> None:
     assert seen["do_sample"] is False
 
 
-def test_memorization_and_truncation_see_the_wrapper_prompt(tiny_lm) -> None:
+def test_memorization_and_truncation_see_the_wrapper_prompt(tiny_lm, monkeypatch) -> None:
     """greedy_matches (memorization rows) and truncated score the prompt an inference-time method rewrote, as
-    answer_losses and generate do: wrapped == the rewritten question scored without a wrapper."""
+    answer_losses and generate do: wrapped == the rewritten question without a wrapper, token for token."""
     from unlearn_bench.data.records import QA
     from unlearn_bench.evaluation.wrapper import InferenceWrapper
 
@@ -100,12 +100,21 @@ def test_memorization_and_truncation_see_the_wrapper_prompt(tiny_lm) -> None:
     wrapper = InferenceWrapper(prompt=lambda q: prefix + q)
     pairs = [QA("what is item 3?", "item 3 is a cat."), QA("item 2 is", "a dog.")]
     rewritten = [QA(prefix + qa.question, qa.answer) for qa in pairs]
-    wrapped = LM(model, tok, PromptFormat(), max_length=64, batch_size=2, wrapper=wrapper)
-    plain = LM(model, tok, PromptFormat(), max_length=64, batch_size=2)
-    assert wrapped.greedy_matches(pairs) == plain.greedy_matches(rewritten)
-    assert wrapped.greedy_matches(pairs, raw=True) == plain.greedy_matches(rewritten, raw=True)
+    wrapped = LM(model, tok, PromptFormat(), max_length=256, batch_size=2, wrapper=wrapper)
+    plain = LM(model, tok, PromptFormat(), max_length=256, batch_size=2)
+    fed: list = []  # what each greedy_matches call runs the model on
+    forward = LM.forward_batches
+    monkeypatch.setattr(LM, "forward_batches", lambda self, encoded: fed.append(list(encoded)) or forward(self, encoded))
+    for raw in (False, True):
+        expected = plain.greedy_matches(rewritten, raw=raw)
+        assert all(expected) and wrapped.greedy_matches(pairs, raw=raw) == expected  # every answer scored
+        plain.greedy_matches(pairs, raw=raw)
+        rewritten_fed, wrapped_fed, bare_fed = fed[-3:]
+        assert wrapped_fed == rewritten_fed
+        assert all(len(w[0]) > len(b[0]) for w, b in zip(wrapped_fed, bare_fed))
     # a cut that the bare pairs fit in but the rewritten ones do not
     longest = max(len(plain.encode(qa)[0]) for qa in pairs)
     wrapped.max_length = plain.max_length = longest
     assert plain.truncated(pairs) == 0
     assert wrapped.truncated(pairs) == plain.truncated(rewritten) == len(pairs)
+
