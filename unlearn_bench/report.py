@@ -110,8 +110,6 @@ class ReportPaths:
     plots: list[Path] = field(default_factory=list)
 
 
-METHOD_FREE_INTENTS = ("baseline", "control")
-
 
 def load_run_rows(run_dir: Path, results_dir: Path) -> list[dict]:
     """A complete run's metric rows, with the run's status on its own method's rows and run.json fields added."""
@@ -129,8 +127,8 @@ def load_run_rows(run_dir: Path, results_dir: Path) -> list[dict]:
     config_id, baseline_id = report_configs.row_ids(run_dir, info)
     records = []
     for row in rows:
-        # Baselines and the diagnose stage's controls do not depend on the method of the run that wrote them.
-        record = {**row.to_dict(), **extra, "config_id": baseline_id if row.intent in METHOD_FREE_INTENTS else config_id}
+        method_free = row.intent in report_configs.METHOD_FREE_INTENTS
+        record = {**row.to_dict(), **extra, "config_id": baseline_id if method_free else config_id}
         if row.method == method:
             record["status"] = info["status"]  # run.json is written last, so it has the final word
         records.append(record)
@@ -154,7 +152,7 @@ def collect_runs(results_dir: Path) -> pd.DataFrame:
     df["value"] = df["value"].astype("float64")
     df["seed"] = df["seed"].astype("int64")
     # Reference rows every run of a sweep repeats: the baselines and the diagnose stage's known-answer controls.
-    baseline = df["intent"].isin(["baseline", "control"])
+    baseline = df["intent"].isin(report_configs.METHOD_FREE_INTENTS)
     # Prefer an "ok" copy of a repeated baseline row, then the first run id, so the choice is reproducible.
     deduped = (
         df[baseline]

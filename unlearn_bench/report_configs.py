@@ -19,6 +19,9 @@ from omegaconf import OmegaConf
 from unlearn_bench import run_keys
 from unlearn_bench.provenance import FILE_NAME as PROVENANCE_FILE
 
+# Rows that do not depend on the method of the run that wrote them: the baselines and the diagnose stage's controls.
+METHOD_FREE_INTENTS = ("baseline", "control")
+
 
 def run_config(run_dir: Path) -> dict[str, Any]:
     """The run's resolved config (config.yaml) as a nested dict; {} when it does not parse."""
@@ -78,7 +81,7 @@ def config_columns(rows: pd.DataFrame, results_dir: Path, extra: Sequence[str] =
     between rows of the same method, other fields that differ between any rows, plus the `extra` fields."""
     first_run = rows.drop_duplicates("config_id").set_index("config_id")
     fields = {cid: run_fields(results_dir / row["run_dir"]) for cid, row in first_run.iterrows()}
-    baseline = {cid for cid, row in first_run.iterrows() if row["intent"] in ("baseline", "control")}
+    baseline = {cid for cid, row in first_run.iterrows() if row["intent"] in METHOD_FREE_INTENTS}
     for cid in baseline:  # a baseline's (or control's) row does not depend on the method of the run that wrote it
         fields[cid] = {k: v for k, v in fields[cid].items() if not k.startswith("method")}
     # Provenance (times, host) always differs: it becomes a column only when asked for (--by).
