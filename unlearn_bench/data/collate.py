@@ -150,6 +150,11 @@ def training_examples(examples: Sequence[QA], tokenizer: PreTrainedTokenizerBase
     return token_windows([qa.answer for qa in examples], tokenizer, window)
 
 
+def pad_token_id(tokenizer: PreTrainedTokenizerBase) -> int:
+    """The id batches are padded with: the tokenizer's pad token, or EOS where it has none (Llama's)."""
+    return tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+
+
 def pad_batch(encoded: Sequence[tuple[list[int], list[int]]], pad_id: int) -> Batch:
     """Right-padded batch (training and scoring; causal attention makes right padding exact)."""
     width = max(len(ids) for ids, _ in encoded)
@@ -173,7 +178,7 @@ class Collator:
 
     def __init__(self, tokenizer: PreTrainedTokenizerBase, fmt: PromptFormat, max_length: int) -> None:
         self.tokenizer, self.fmt, self.max_length = tokenizer, fmt, max_length
-        self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+        self.pad_id = pad_token_id(tokenizer)
         self._encoded: dict[QA, tuple[list[int], list[int]]] = {}
 
     def __call__(self, examples: Sequence[QA | Encoded]) -> Batch:

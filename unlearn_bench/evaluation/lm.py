@@ -17,7 +17,7 @@ from typing import Iterator, Sequence
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from unlearn_bench.data.collate import PromptFormat, encode_example, pad_batch
+from unlearn_bench.data.collate import PromptFormat, encode_example, pad_batch, pad_token_id
 from unlearn_bench.data.records import QA
 from unlearn_bench.device import eval_device
 from unlearn_bench.evaluation.wrapper import InferenceWrapper, model_call
@@ -45,8 +45,7 @@ class LM:
 
     @property
     def pad_id(self) -> int:
-        tok = self.tokenizer
-        return tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
+        return pad_token_id(self.tokenizer)
 
     @torch.inference_mode()
     def answer_losses(self, pairs: Sequence[QA]) -> list[float]:
