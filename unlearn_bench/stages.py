@@ -78,8 +78,8 @@ def method_alternates(method: Any, name: str, data: BenchData) -> list[list[str]
 
 def unlearn_sets(data: BenchData, tokenizer: PreTrainedTokenizerBase) -> tuple[list[Any], list[Any]]:
     """The forget and retain sets as unlearning batches them: records, or token windows (`data.train_window`)."""
-    return training_examples(data.forget, tokenizer, data.train_window), training_examples(data.retain, tokenizer,
-                                                                                           data.train_window)
+    window = data.train_window
+    return training_examples(data.forget, tokenizer, window), training_examples(data.retain, tokenizer, window)
 
 
 def unlearn(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, method: Any, method_cfg: Any, data: BenchData,
