@@ -19,10 +19,10 @@ from pathlib import Path
 import torch
 
 from unlearn_bench.data.collate import PromptFormat
-from unlearn_bench.device import seed_everything
+from unlearn_bench.runtime.device import seed_everything
 from unlearn_bench.evaluation.lm import LM
-from unlearn_bench.metrics.rwku import ProbePrompt, render_prompt
-from unlearn_bench.metrics.rwku_utility import MMLU, MMLU_LETTERS, mmlu_prompt, with_answer_cue
+from unlearn_bench.benchmarks.rwku.metrics import ProbePrompt, render_prompt
+from unlearn_bench.benchmarks.rwku.utility_metrics import MMLU, MMLU_LETTERS, mmlu_prompt, with_answer_cue
 from unlearn_bench.models.tiny import build_tiny_model, train_tokenizer
 
 from bench_eval import LogitsMeter, timed  # the sibling script (scripts/ is on sys.path when run)

@@ -16,15 +16,15 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from unlearn_bench.benchmarks.tofu_data import load_tofu_split, split_path, to_eval_qa, to_qa
+from unlearn_bench.benchmarks.tofu.data import load_tofu_split, split_path, to_eval_qa, to_qa
 from unlearn_bench.config import FinetuneConfig
 from unlearn_bench.data.collate import PromptFormat, encode_example
 from unlearn_bench.data.records import QA, EvalQA
-from unlearn_bench.device import make_accelerator, seed_everything
+from unlearn_bench.runtime.device import make_accelerator, seed_everything
 from unlearn_bench.evaluation.lm import LM
 from unlearn_bench.methods.base import IGNORE_INDEX
 from unlearn_bench.models.tiny import build_tiny_model, train_tokenizer
-from unlearn_bench.stages import finetune
+from unlearn_bench.pipeline.stages import finetune
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from transformers import AutoTokenizer
 
-from unlearn_bench.benchmarks.tofu_data import load_tofu_split
+from unlearn_bench.benchmarks.tofu.data import load_tofu_split
 from unlearn_bench.data.collate import PromptFormat, encode_example
 from unlearn_bench.data.records import QA
 from unlearn_bench.methods.base import IGNORE_INDEX

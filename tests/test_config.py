@@ -11,7 +11,7 @@ from omegaconf import OmegaConf
 from omegaconf.errors import ConfigKeyError, ValidationError
 
 from unlearn_bench.config import register_configs
-from unlearn_bench.runner import build_method
+from unlearn_bench.pipeline.runner import build_method
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 

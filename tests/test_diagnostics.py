@@ -129,7 +129,7 @@ def test_relearn_split_keeps_world_authors_whole():
 
 
 def test_relearn_split_keeps_real_tofu_authors_whole(shared_data):
-    from unlearn_bench.benchmarks.tofu import TofuBenchmark, TofuConfig
+    from unlearn_bench.benchmarks.tofu.adapter import TofuBenchmark, TofuConfig
 
     examples = TofuBenchmark(TofuConfig(data_dir=str(shared_data / "tofu"), eval_max_examples=None)).eval_splits()["forget"]
     groups = forget_groups(examples, "tofu")
@@ -364,7 +364,7 @@ def test_unknown_diagnostic_names_the_choices():
     ("eval.diag.partial.fraction=1", "fraction"),
 ])
 def test_impossible_settings_fail_at_start(compose_cfg, tmp_path, override, message):
-    from unlearn_bench.runner import run
+    from unlearn_bench.pipeline.runner import run
 
     cfg = compose_cfg(["experiment=smoke", "cpu=true", f"paths.cache_dir={tmp_path / 'cache'}",
                        f"paths.results_dir={tmp_path / 'results'}", *override.split()])
@@ -382,7 +382,7 @@ ATTACK_SPLITS = {"diag/none", "diag/relearn", "diag/quantize/int8", "diag/quanti
 
 
 def test_smoke_run_writes_attack_rows_controls_and_verdicts(compose_cfg, tmp_path, caplog):
-    from unlearn_bench.runner import run, run_dir_for
+    from unlearn_bench.pipeline.runner import run, run_dir_for
 
     cfg = compose_cfg(["experiment=smoke", "method=ga", "cpu=true", f"paths.cache_dir={tmp_path / 'cache'}",
                        f"paths.results_dir={tmp_path / 'results'}", f"eval.diagnostics=[{','.join(ALL)}]",
@@ -425,8 +425,8 @@ def test_smoke_run_writes_attack_rows_controls_and_verdicts(compose_cfg, tmp_pat
 def test_report_shows_each_seeds_verdict_and_plots_shares_with_intervals():
     import pandas as pd
 
-    from unlearn_bench.plots import share_figure
-    from unlearn_bench.report import format_verdicts
+    from unlearn_bench.report.plots import share_figure
+    from unlearn_bench.report.tables import format_verdicts
 
     same = pd.DataFrame({"seed": [0, 1], "note": ["removed (relearn 0.10 [0.00, 0.20])"] * 2})
     assert format_verdicts(same) == "removed (relearn 0.10 [0.00, 0.20])"

@@ -111,7 +111,7 @@ def test_uld_wrapper_subtracts_the_assistant_in_every_lm_call(tiny_lm):
 def test_uld_fit_trains_the_assistant_and_leaves_the_target(tiny_lm):
     from accelerate import Accelerator
 
-    from unlearn_bench.training import OptimSettings
+    from unlearn_bench.training.loop import OptimSettings
 
     model, tok = tiny_lm
     before = {k: v.clone() for k, v in model.state_dict().items()}
@@ -128,7 +128,7 @@ def test_uld_fit_trains_the_assistant_and_leaves_the_target(tiny_lm):
 
 
 def test_smoke_run_of_each_inference_time_method(compose_cfg, smoke_overrides):
-    from unlearn_bench.runner import run, run_dir_for
+    from unlearn_bench.pipeline.runner import run, run_dir_for
 
     for method in ("rag_guard", "icul", "uld"):  # one test: the three runs share the fine-tuned models
         cfg = compose_cfg(smoke_overrides + [f"method={method}", "eval.diagnostics=[sequential]",

@@ -13,7 +13,7 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from unlearn_bench import runner, stages
+from unlearn_bench.pipeline import runner, stages
 from unlearn_bench.benchmarks.base import BenchData
 from unlearn_bench.data.collate import PromptFormat
 from unlearn_bench.data.records import QA

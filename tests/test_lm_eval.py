@@ -10,10 +10,10 @@ import pytest
 import torch
 from lm_eval.tasks import TaskManager
 
-from unlearn_bench.benchmarks.wmdp_data import MCQuestion, load_mmlu, load_wmdp
+from unlearn_bench.benchmarks.wmdp.data import MCQuestion, load_mmlu, load_wmdp
 from unlearn_bench.data.records import DataError
-from unlearn_bench.evaluators.lm_eval import evaluate_tasks, offline_tasks
-from unlearn_bench.evaluators.tasks import TASKS_DIR
+from unlearn_bench.evaluation.lm_eval import evaluate_tasks, offline_tasks
+from unlearn_bench.benchmarks.wmdp.tasks import TASKS_DIR
 
 LIMIT = 10
 LM_EVAL_TASKS = Path(lm_eval.__file__).parent / "tasks"

@@ -30,8 +30,8 @@ def _weights(model):
 
 
 def test_lora_finetuning_merges_into_the_model(tiny_lm):
-    from unlearn_bench.device import make_accelerator
-    from unlearn_bench.stages import finetune
+    from unlearn_bench.runtime.device import make_accelerator
+    from unlearn_bench.pipeline.stages import finetune
 
     model, tok = copy.deepcopy(tiny_lm[0]), tiny_lm[1]
     before = _weights(model)
@@ -48,9 +48,9 @@ def test_lora_finetuning_merges_into_the_model(tiny_lm):
 def test_lora_composes_with_rmu_trainable_layers(tiny_lm):
     """RMU's hook names layer 1's down_proj; with LoRA only that module's adapter trains and merges."""
     from unlearn_bench.benchmarks.base import BenchData
-    from unlearn_bench.device import make_accelerator
+    from unlearn_bench.runtime.device import make_accelerator
     from unlearn_bench.methods.rmu import RMU
-    from unlearn_bench.stages import unlearn
+    from unlearn_bench.pipeline.stages import unlearn
 
     model, tok = copy.deepcopy(tiny_lm[0]), tiny_lm[1]
     before = _weights(model)
@@ -66,9 +66,9 @@ def test_lora_composes_with_rmu_trainable_layers(tiny_lm):
 
 def test_lora_targets_missing_the_hooked_module_fail_clearly(tiny_lm):
     from unlearn_bench.benchmarks.base import BenchData
-    from unlearn_bench.device import make_accelerator
+    from unlearn_bench.runtime.device import make_accelerator
     from unlearn_bench.methods.rmu import RMU
-    from unlearn_bench.stages import unlearn
+    from unlearn_bench.pipeline.stages import unlearn
 
     model, tok = copy.deepcopy(tiny_lm[0]), tiny_lm[1]
     with pytest.raises(ValueError, match="model.lora.target_modules"):
@@ -77,7 +77,7 @@ def test_lora_targets_missing_the_hooked_module_fail_clearly(tiny_lm):
 
 
 def test_lora_is_in_the_cache_key_and_rwku_composes(compose_cfg):
-    from unlearn_bench.runner import run_id_for
+    from unlearn_bench.pipeline.runner import run_id_for
 
     plain = compose_cfg(["experiment=rwku_llama3"])
     with_lora = compose_cfg(["experiment=rwku_llama3", "model.lora.r=8"])

@@ -1,10 +1,10 @@
-"""MUSE metrics (unlearn_bench.metrics.muse) against hand-computed values and the real knowmem ICL records."""
+"""MUSE metrics (unlearn_bench.benchmarks.muse.metrics) against hand-computed values and the real knowmem ICL records."""
 from __future__ import annotations
 
 import pytest
 
-from unlearn_bench.benchmarks.muse_data import load_icl
-from unlearn_bench.metrics.muse import (
+from unlearn_bench.benchmarks.muse.data import load_icl
+from unlearn_bench.benchmarks.muse.metrics import (
     MUSE_AUC_RETRAIN,
     RETRAIN_AUC,
     knowmem_answer,

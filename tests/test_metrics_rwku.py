@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from unlearn_bench.metrics.rwku import (
+from unlearn_bench.benchmarks.rwku.metrics import (
     ProbePrompt,
     Summary,
     fluency_entropy,

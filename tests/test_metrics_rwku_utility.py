@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from unlearn_bench.metrics.rwku_utility import (
+from unlearn_bench.benchmarks.rwku.utility_metrics import (
     BBH,
     MMLU,
     TRIVIAQA,

@@ -10,7 +10,7 @@ from rouge_score import rouge_scorer
 from scipy.stats import ks_2samp
 
 from unlearn_bench.metrics.rouge import rouge_recall
-from unlearn_bench.metrics.tofu import SplitScores, forget_quality, tofu_eval_log, tofu_summary, truth_ratio
+from unlearn_bench.benchmarks.tofu.metrics import SplitScores, forget_quality, tofu_eval_log, tofu_summary, truth_ratio
 
 L = math.log
 

@@ -9,7 +9,7 @@ import pytest
 from unlearn_bench.data.collate import PromptFormat, encode_example
 from unlearn_bench.data.records import QA
 from unlearn_bench.methods.base import IGNORE_INDEX
-from unlearn_bench.runner import run, run_dir_for
+from unlearn_bench.pipeline.runner import run, run_dir_for
 
 
 @pytest.mark.slow

@@ -17,7 +17,7 @@ from unlearn_bench.benchmarks.fictitious.muse_corpus import (
     fictitious_corpus,
     write_hub_layout,
 )
-from unlearn_bench.benchmarks.muse import (
+from unlearn_bench.benchmarks.muse.adapter import (
     WORDS_PER_TOKEN,
     MuseBenchmark,
     MuseConfig,
@@ -31,7 +31,7 @@ from unlearn_bench.data.collate import PromptFormat
 from unlearn_bench.data.records import QA, DataError
 from unlearn_bench.evaluation.lm import LM
 from unlearn_bench.metrics import mia
-from unlearn_bench.metrics.muse import RETRAIN_AUC
+from unlearn_bench.benchmarks.muse.metrics import RETRAIN_AUC
 
 
 @pytest.fixture(scope="module")
@@ -191,7 +191,7 @@ def test_real_knowmem_with_fixture_texts(shared_data, corpus, tmp_path, tiny_lm)
 
 
 def test_end_to_end_fictitious_run(tmp_path):
-    from unlearn_bench.runner import run
+    from unlearn_bench.pipeline.runner import run
 
     register_configs()
     with initialize_config_module(config_module="unlearn_bench.conf", version_base="1.3"):
@@ -235,7 +235,7 @@ def test_sustainability_unlearns_muse_sust_folds_in_sequence(compose_cfg, smoke_
     assert len(sizes) == 4 and all(sizes) and sum(sizes) == len(bench.data().forget)
     assert MuseBenchmark(MuseConfig(num_authors=20, forget_source="sust", forget_split="forget_2")).request_sizes() is None
 
-    from unlearn_bench.runner import run, run_dir_for
+    from unlearn_bench.pipeline.runner import run, run_dir_for
 
     cfg = compose_cfg(smoke_overrides + ["bench=muse", "bench.forget_source=sust", "bench.forget_split=all", "method=npo",
                                          "eval.diagnostics=[sequential]",
@@ -270,7 +270,7 @@ def test_windows_layout_trains_on_documents_cut_later_and_keys_models_apart():
 
 def test_windows_run_trains_on_windows_of_chunk_tokens(compose_cfg, smoke_overrides, monkeypatch):
     from unlearn_bench.data import batching
-    from unlearn_bench.runner import run
+    from unlearn_bench.pipeline.runner import run
 
     widths: list[int] = []
 
@@ -290,7 +290,7 @@ def test_windows_run_trains_on_windows_of_chunk_tokens(compose_cfg, smoke_overri
 
 
 def test_windows_longer_than_the_context_fail_at_start(compose_cfg, smoke_overrides):
-    from unlearn_bench.runner import run
+    from unlearn_bench.pipeline.runner import run
 
     cfg = compose_cfg(smoke_overrides + ["bench=muse", "bench.train_layout=windows", "bench.chunk_tokens=256"])
     with pytest.raises(ValueError, match=r"bench.chunk_tokens.*model.max_length=128"):

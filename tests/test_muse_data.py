@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from unlearn_bench.benchmarks import muse_data
-from unlearn_bench.benchmarks.muse_data import (
+from unlearn_bench.benchmarks.muse import data as muse_data
+from unlearn_bench.benchmarks.muse.data import (
     load_icl,
     load_knowmem,
     load_privleak,

@@ -8,9 +8,9 @@ import pytest
 
 from unlearn_bench.benchmarks.base import Metric
 from unlearn_bench.data.records import DataError, EvalQA
-from unlearn_bench.evaluation.open_unlearning import TOFU_NAMES, eval_files, read_retain_truth_ratios, tofu_per_example
-from unlearn_bench.evaluation.qa_eval import SplitResult
-from unlearn_bench.metrics.tofu import SplitScores, forget_quality
+from unlearn_bench.benchmarks.open_unlearning import TOFU_NAMES, eval_files, read_retain_truth_ratios, tofu_per_example
+from unlearn_bench.benchmarks.tofu.qa_eval import SplitResult
+from unlearn_bench.benchmarks.tofu.metrics import SplitScores, forget_quality
 
 UNLEARNED = SplitScores([1.0, 2.0, 0.5], [1.2, 1.8, 0.7], [[2.0, 2.2], [1.0, 1.5], [0.9, 3.0]], [0.5, 0.2, 1.0])
 RETAIN = SplitScores([1.5, 1.0, 0.4], [1.1, 2.5, 0.3], [[1.0, 1.2], [3.0, 2.5], [0.2, 0.1]], [0.1, 0.3, 0.2])

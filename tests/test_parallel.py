@@ -110,7 +110,7 @@ def test_nan_and_own_gradients_across_two_processes(tmp_path):
         assert p.returncode == 0, err[-3000:]
     assert [json.loads((tmp_path / f"nan-{r}.json").read_text()) for r in range(2)] == [[2, "diverged", 1]] * 2
 
-    from unlearn_bench.device import make_accelerator
+    from unlearn_bench.runtime.device import make_accelerator
 
     single = _scenarios().ngdiff_weights(make_accelerator(cpu=True))
     for r in range(2):

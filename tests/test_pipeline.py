@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from unlearn_bench.runner import run, run_dir_for
+from unlearn_bench.pipeline.runner import run, run_dir_for
 
 pytestmark = pytest.mark.slow
 
@@ -67,7 +67,7 @@ def test_nonfinite_loss_stops_the_run_as_diverged(compose_cfg, smoke_overrides):
 
 def test_empty_forget_split_is_a_clear_error(compose_cfg, smoke_overrides):
     from unlearn_bench.benchmarks.base import BenchData
-    from unlearn_bench.stages import check_data
+    from unlearn_bench.pipeline.stages import check_data
 
     with pytest.raises(ValueError, match="forget split is empty"):
         check_data(BenchData([], [], [], []))
@@ -81,8 +81,8 @@ def test_forget_vs_holdout_auc_rows_separate_a_memorising_model(tiny_lm):
     from unlearn_bench.evaluation.mia_eval import forget_holdout_auc_rows
     from unlearn_bench.methods.base import LossOutput, batch_nll
     from unlearn_bench.data.batching import finetune_epochs
-    from unlearn_bench.device import make_accelerator
-    from unlearn_bench.training import OptimSettings, train
+    from unlearn_bench.runtime.device import make_accelerator
+    from unlearn_bench.training.loop import OptimSettings, train
     import copy
 
     model, tok = copy.deepcopy(tiny_lm[0]), tiny_lm[1]
@@ -104,9 +104,9 @@ def test_training_follows_the_configured_schedule(tiny_lm, schedule):
     from unlearn_bench.data.batching import finetune_epochs
     from unlearn_bench.data.collate import PromptFormat
     from unlearn_bench.data.records import QA
-    from unlearn_bench.device import make_accelerator
+    from unlearn_bench.runtime.device import make_accelerator
     from unlearn_bench.methods.base import LossOutput, batch_nll
-    from unlearn_bench.training import OptimSettings, train
+    from unlearn_bench.training.loop import OptimSettings, train
 
     model, tok = copy.deepcopy(tiny_lm[0]), tiny_lm[1]
     data = [QA(f"q{i}", f"a{i}") for i in range(8)]

@@ -13,9 +13,9 @@ def _changed_fraction(saved_model_dir, dtype: str) -> tuple[float, set[torch.dty
 
     from unlearn_bench.data.collate import PromptFormat
     from unlearn_bench.data.records import QA
-    from unlearn_bench.device import make_accelerator, seed_everything
+    from unlearn_bench.runtime.device import make_accelerator, seed_everything
     from unlearn_bench.models import loading
-    from unlearn_bench.stages import finetune
+    from unlearn_bench.pipeline.stages import finetune
 
     cfg = OmegaConf.create({"dtype": dtype, "trust_remote_code": False, "gradient_checkpointing": False})
     model = loading.load_saved(saved_model_dir, cfg)
@@ -63,13 +63,13 @@ def test_plain_bf16_adamw_loses_the_updates():
     (1, 8, 3, 3),     # an epoch smaller than one accumulation group still steps
 ])
 def test_step_count_follows_hf_trainer(batches, accum, epochs, expected):
-    from unlearn_bench.training import OptimSettings, total_steps
+    from unlearn_bench.training.loop import OptimSettings, total_steps
 
     assert total_steps(OptimSettings(epochs=epochs, grad_accum=accum), batches) == expected
 
 
 def test_accumulation_must_divide_among_processes():
-    from unlearn_bench.training import local_accumulation
+    from unlearn_bench.training.loop import local_accumulation
 
     assert local_accumulation(8, 2) == 4
     with pytest.raises(ValueError, match="multiple of the 3 processes"):
@@ -80,8 +80,8 @@ def test_short_last_group_steps_with_its_own_mean():
     """5 micro-batches at grad_accum 2: steps of 2, 2, 1 micro-batches per epoch; each step logs its micro-batches'
     mean loss."""
     from unlearn_bench.methods.base import LossOutput
-    from unlearn_bench.device import make_accelerator
-    from unlearn_bench.training import OptimSettings, train
+    from unlearn_bench.runtime.device import make_accelerator
+    from unlearn_bench.training.loop import OptimSettings, train
 
     model = torch.nn.Linear(1, 1)
     seen: list[float] = []

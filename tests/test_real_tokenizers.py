@@ -14,7 +14,7 @@ from unlearn_bench.data.collate import PromptFormat, encode_example
 from unlearn_bench.data.records import QA
 from unlearn_bench.evaluation.lm import LM
 from unlearn_bench.methods.base import IGNORE_INDEX
-from unlearn_bench.metrics.rwku import FB, QA as QA_LEVEL, probe_prompt, render_prompt
+from unlearn_bench.benchmarks.rwku.metrics import FB, QA as QA_LEVEL, probe_prompt, render_prompt
 
 # TOFU forget10 record 2 (locuslab/TOFU); TOFU's own convert_raw_data_to_model_format with transformers 4.37.2
 # and this tokenizer scores 18 answer tokens (17 + EOS) on it.
@@ -112,7 +112,7 @@ def test_llama3_chat_answers_end_in_eot_as_open_unlearning_scores_them(llama3):
 
 
 def test_chat_system_prompt_and_date_reach_the_template_and_the_cache_key(llama3, compose_cfg):
-    from unlearn_bench.runner import Context
+    from unlearn_bench.pipeline.runner import Context
 
     tok = copy.deepcopy(llama3)
     tok.chat_template = ("{% for m in messages %}[{{ m['role'] }}|{{ m['content'] }}]{% endfor %}"
@@ -165,7 +165,7 @@ def save_tiny(tmp_path, family: str):
 
 
 def metrics_of(cfg) -> list[dict]:
-    from unlearn_bench.runner import run, run_dir_for
+    from unlearn_bench.pipeline.runner import run, run_dir_for
 
     assert run(cfg).status == "ok"
     run_dir, _ = run_dir_for(cfg)
@@ -203,7 +203,7 @@ def test_tiny_llama3_vocab_runs_rwku_end_to_end(tmp_path, compose_cfg, smoke_ove
     forget = [r for r in rows if r["method"] == "ga" and r["split"].startswith("forget")]
     assert forget and all(0 <= r["value"] <= 1 for r in forget if r["value"] is not None)
     # The probes went through Llama-3's chat template as RWKU renders them.
-    from unlearn_bench.runner import run_dir_for
+    from unlearn_bench.pipeline.runner import run_dir_for
 
     lines = (run_dir_for(cfg)[0] / "generations.jsonl").read_text().splitlines()
     prompts = [json.loads(line)["prompt"] for line in lines]

@@ -5,8 +5,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from unlearn_bench.report import Headline, ReportPaths, build_report, collect_runs, main, summary_columns
-from unlearn_bench.results import MetricRow, atomic_write_json, atomic_write_jsonl, atomic_write_text
+from unlearn_bench.report.tables import Headline, ReportPaths, build_report, collect_runs, main, summary_columns
+from unlearn_bench.store.results import MetricRow, atomic_write_json, atomic_write_jsonl, atomic_write_text
 
 # Per seed: (forget_quality, model_utility, forget rougeL). ga's three seeds give forget quality median 0.2 in
 # [0.1, 0.3], then mean 0.6 ± 0.1, 0.5 ± 0.1.
@@ -133,7 +133,7 @@ def test_headline_patterns_and_fallback() -> None:
     assert [c.name for c in summary_columns("wmdp", pairs)] == ["wmdp_bio/acc", "wmdp_cyber/acc", "mmlu/acc"]
     hazard = [("wmdp", "hazard/acc"), ("wmdp", "heldout/acc")]  # bench=wmdp bench.source=fictitious
     assert [c.name for c in summary_columns("wmdp", hazard)] == ["hazard/acc", "heldout/acc"]
-    # RWKU's probe levels (metrics/rwku.py), not the per-type AA breakdown nor the MIA rows
+    # RWKU's probe levels (benchmarks/rwku/metrics.py), not the per-type AA breakdown nor the MIA rows
     pairs = [("forget", "forget_fb"), ("forget", "forget_qa"), ("forget", "forget_aa"), ("forget", "forget_aa/prefix"),
              ("neighbor", "neighbor_fb"), ("neighbor", "neighbor_qa"), ("mia", "mia_auc_loss"), ("utility", "mmlu_acc")]
     assert [c.name for c in summary_columns("rwku", pairs)] == [
@@ -165,7 +165,7 @@ def test_main_reports_a_lone_failed_run(tmp_path: Path, capsys: pytest.CaptureFi
 def test_tradeoff_figure_tells_every_method_apart() -> None:
     from matplotlib.colors import to_rgba
 
-    from unlearn_bench.plots import tradeoff_figure
+    from unlearn_bench.report.plots import tradeoff_figure
 
     methods = [("finetuned", "baseline"), ("retain", "baseline")] + [(f"m{i:02d}", "removal" if i % 2 else "suppression") for i in range(16)]
     stats = pd.DataFrame([

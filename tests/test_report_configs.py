@@ -8,9 +8,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from unlearn_bench.report import build_report, main
-from unlearn_bench.results import MetricRow, atomic_write_json, atomic_write_jsonl, atomic_write_text
-from unlearn_bench.runner import run, run_dir_for
+from unlearn_bench.report.tables import build_report, main
+from unlearn_bench.store.results import MetricRow, atomic_write_json, atomic_write_jsonl, atomic_write_text
+from unlearn_bench.pipeline.runner import run, run_dir_for
 
 
 def fake_run(root: Path, method: str, lr: float, split: str, seed: int, fq: float, torch_version: str = "2.13.0") -> None:

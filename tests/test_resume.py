@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from unlearn_bench.results import MetricRow, atomic_write_json, atomic_write_jsonl, atomic_write_text
-from unlearn_bench.resume import find_completed_run, read_metric_rows, run_is_complete
+from unlearn_bench.store.results import MetricRow, atomic_write_json, atomic_write_jsonl, atomic_write_text
+from unlearn_bench.store.resume import find_completed_run, read_metric_rows, run_is_complete
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 

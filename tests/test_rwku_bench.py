@@ -12,12 +12,12 @@ import pytest
 import torch
 
 from unlearn_bench.benchmarks.fictitious.rwku_targets import ATTACKS, REVERSE_QUERY
-from unlearn_bench.benchmarks.rwku import RwkuBenchmark, RwkuConfig
-from unlearn_bench.benchmarks.rwku_data import FB
+from unlearn_bench.benchmarks.rwku.adapter import RwkuBenchmark, RwkuConfig
+from unlearn_bench.benchmarks.rwku.data import FB
 from unlearn_bench.data.collate import PromptFormat
 from unlearn_bench.data.records import QA, DataError
 from unlearn_bench.evaluation.lm import LM
-from unlearn_bench.runner import run, run_dir_for
+from unlearn_bench.pipeline.runner import run, run_dir_for
 
 KING = "1_Stephen_King"
 
@@ -207,7 +207,7 @@ def test_bad_settings_fail_with_the_choices(rwku: Path) -> None:
 
 
 def test_generated_forget_corpus_records(rwku: Path, tiny_lm) -> None:
-    from unlearn_bench.benchmarks.rwku_forget_corpus import generation_prompt, generator_intro
+    from unlearn_bench.benchmarks.rwku.forget_corpus import generation_prompt, generator_intro
 
     model, tokenizer = tiny_lm
     bench = local(rwku, num_targets=2, forget_corpus="both", generated_per_target=3,
@@ -234,7 +234,7 @@ def test_generated_forget_corpus_records(rwku: Path, tiny_lm) -> None:
 def test_generation_prompt_uses_the_chat_template(rwku: Path, tiny_lm) -> None:
     import copy
 
-    from unlearn_bench.benchmarks.rwku_forget_corpus import generation_prompt
+    from unlearn_bench.benchmarks.rwku.forget_corpus import generation_prompt
 
     tokenizer = copy.deepcopy(tiny_lm[1])
     tokenizer.chat_template = ("{% for m in messages %}<{{ m['role'] }}>{{ m['content'] }}</{{ m['role'] }}>{% endfor %}"

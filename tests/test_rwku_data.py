@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from unlearn_bench.benchmarks.rwku_data import (
+from unlearn_bench.benchmarks.rwku.data import (
     AA,
     FB,
     QA_LEVEL,

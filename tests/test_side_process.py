@@ -1,4 +1,4 @@
-"""The retain model fine-tuned in a second process (side_process.py) is the one a sequential run trains."""
+"""The retain model fine-tuned in a second process (pipeline/side_process.py) is the one a sequential run trains."""
 from __future__ import annotations
 
 import dataclasses
@@ -8,14 +8,14 @@ import torch
 from safetensors.torch import load_file
 
 from unlearn_bench.benchmarks.registry import build_benchmark
-from unlearn_bench.cache import entry_path
+from unlearn_bench.store.cache import entry_path
 from unlearn_bench.data.collate import PromptFormat
 from unlearn_bench.data.records import QA
-from unlearn_bench.device import make_accelerator
+from unlearn_bench.runtime.device import make_accelerator
 from unlearn_bench.models import loading
-from unlearn_bench.runner import Context, finetuned_model
-from unlearn_bench import side_process
-from unlearn_bench.side_process import retain_alongside, worthwhile
+from unlearn_bench.pipeline.runner import Context, finetuned_model
+from unlearn_bench.pipeline import side_process
+from unlearn_bench.pipeline.side_process import retain_alongside, worthwhile
 
 
 @pytest.fixture

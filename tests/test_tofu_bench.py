@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from unlearn_bench.benchmarks.tofu import TofuBenchmark, TofuConfig
+from unlearn_bench.benchmarks.tofu.adapter import TofuBenchmark, TofuConfig
 from unlearn_bench.data.records import DataError
-from unlearn_bench.runner import run, run_dir_for
+from unlearn_bench.pipeline.runner import run, run_dir_for
 
 TOFU_LOGS = ("eval_log_forget.json", "eval_log.json", "eval_real_author_wo_options.json", "eval_real_world_wo_options.json")
 # What TOFU's aggregate_eval_stat.py reads from each log (`get_model_utility`, `get_forget_quality`).

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from unlearn_bench.benchmarks.tofu_data import (
+from unlearn_bench.benchmarks.tofu.data import (
     holdout_split_for,
     load_refusals,
     load_tofu_split,

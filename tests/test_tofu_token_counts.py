@@ -12,7 +12,7 @@ import pytest
 
 from conftest import SHARED_DATA, shared_tokenizer
 from test_real_tokenizers import tofu_scored_ids
-from unlearn_bench.benchmarks.tofu_data import load_tofu_split
+from unlearn_bench.benchmarks.tofu.data import load_tofu_split
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "tofu_token_counts.py"
 

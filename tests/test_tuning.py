@@ -1,5 +1,5 @@
-"""The tuning grid's selection rule (unlearn_bench/tuning.py) on hand-made points."""
-from unlearn_bench.tuning import GRID, Point, admissible, choose, sweep_command
+"""The tuning grid's selection rule (unlearn_bench/report/tuning.py) on hand-made points."""
+from unlearn_bench.report.tuning import GRID, Point, admissible, choose, sweep_command
 
 TARGET = Point("finetuned", 0.0, 0, 1e-20, 0.80, 0.90)
 
@@ -33,7 +33,7 @@ def test_every_method_has_a_grid_and_the_sweep_uses_another_world_seed(tmp_path)
 
 
 def test_apply_choice_rewrites_lr_and_epochs_and_keeps_the_rest(tmp_path):
-    from unlearn_bench.tuning import apply_choice
+    from unlearn_bench.report.tuning import apply_choice
 
     config = tmp_path / "npo.yaml"
     config.write_text("# header\nlr: 0.001   # old; paper / open-unlearning: 1e-5\nepochs: 5\nbeta: 0.1\n")

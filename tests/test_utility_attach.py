@@ -7,8 +7,8 @@ import json
 from omegaconf import OmegaConf
 
 from unlearn_bench.config import EvalConfig, UtilityEvalConfig
-from unlearn_bench.runner import run, run_dir_for
-from unlearn_bench.utility import utility_metrics
+from unlearn_bench.pipeline.runner import run, run_dir_for
+from unlearn_bench.pipeline.utility import utility_metrics
 
 
 def test_utility_rows_for_every_model_of_a_run(compose_cfg, smoke_overrides, shared_data, tmp_path):

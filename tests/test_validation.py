@@ -14,15 +14,16 @@ from pathlib import Path
 import pytest
 import torch
 
-from unlearn_bench import cache, fingerprints, validation
-from unlearn_bench.benchmarks.tofu import TofuBenchmark, TofuConfig
+from unlearn_bench.pipeline import validation
+from unlearn_bench.store import cache, fingerprints
+from unlearn_bench.benchmarks.tofu.adapter import TofuBenchmark, TofuConfig
 from unlearn_bench.config import UtilityEvalConfig
 from unlearn_bench.data.collate import PromptFormat
 from unlearn_bench.data.records import QA, DataError, read_json_records
-from unlearn_bench.health import collapse_reason
-from unlearn_bench.logs import CountingFilter, Progress, counted_truncations, stage
+from unlearn_bench.pipeline.health import collapse_reason
+from unlearn_bench.runtime.logs import CountingFilter, Progress, counted_truncations, stage
 from unlearn_bench.methods.registry import method_class
-from unlearn_bench.runner import preflight, run, run_dir_for, run_id_for
+from unlearn_bench.pipeline.runner import preflight, run, run_dir_for, run_id_for
 
 
 @pytest.fixture
@@ -212,7 +213,7 @@ def test_lm_eval_truncation_warnings_become_one_counted_line(caplog) -> None:
 
 def test_sweep_worker_exits_when_its_parent_is_killed(tmp_path: Path) -> None:
     pid_file = tmp_path / "child.pid"
-    child = ("import time; from unlearn_bench.workers import exit_with_parent; exit_with_parent(0.1); "
+    child = ("import time; from unlearn_bench.runtime.workers import exit_with_parent; exit_with_parent(0.1); "
              f"open({str(pid_file)!r}, 'w').write(str(__import__('os').getpid())); time.sleep(120)")
     parent = subprocess.Popen([sys.executable, "-c",
                                f"import subprocess, sys, time; subprocess.Popen([sys.executable, '-c', {child!r}]); time.sleep(120)"])

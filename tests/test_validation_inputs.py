@@ -14,7 +14,7 @@ import pytest
 
 from unlearn_bench.benchmarks.fictitious.muse_corpus import fictitious_corpus, write_hub_layout
 from unlearn_bench.data.records import DataError
-from unlearn_bench.runner import run
+from unlearn_bench.pipeline.runner import run
 
 KING = "1_Stephen_King"
 
@@ -114,7 +114,7 @@ def test_utility_records_fail_at_start_on_any_benchmark(compose_cfg, smoke_overr
 
 
 def test_bare_wmdp_domain_is_not_an_offline_task(shared_data) -> None:
-    from unlearn_bench.benchmarks.wmdp_data import check_offline_tasks
+    from unlearn_bench.benchmarks.wmdp.data import check_offline_tasks
 
     with pytest.raises(ValueError, match="no offline version of task 'bio'"):
         check_offline_tasks(["bio"], shared_data)

@@ -10,9 +10,9 @@ import pytest
 
 from unlearn_bench.benchmarks.fictitious.hazard import hazard_world, mc_questions
 from unlearn_bench.benchmarks.registry import build_benchmark
-from unlearn_bench.benchmarks.wmdp import WmdpConfig, load_corpus
+from unlearn_bench.benchmarks.wmdp.adapter import WmdpConfig, load_corpus
 from unlearn_bench.data.records import DataError
-from unlearn_bench.runner import run, run_dir_for
+from unlearn_bench.pipeline.runner import run, run_dir_for
 
 TINY = ["model.hidden_size=32", "model.num_layers=2", "model.num_heads=2", "model.intermediate_size=64",
         "model.vocab_size=300", "model.finetune.epochs=0"]

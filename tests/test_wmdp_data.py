@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from unlearn_bench.benchmarks.wmdp_data import (
+from unlearn_bench.benchmarks.wmdp.data import (
     WMDP_DOMAINS,
     find_wmdp_file,
     load_mmlu,

@@ -10,7 +10,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from unlearn_bench.config import register_configs
-from unlearn_bench.launch import worker_argv
+from unlearn_bench.runtime.launch import worker_argv
 
 log = logging.getLogger("unlearn_bench")
 register_configs()
@@ -19,15 +19,15 @@ sys.argv = worker_argv(sys.argv)
 
 @hydra.main(version_base="1.3", config_path="pkg://unlearn_bench.conf", config_name="config")
 def main(cfg: DictConfig) -> None:
-    from unlearn_bench import provenance
-    from unlearn_bench.fingerprints import data_fingerprint
-    from unlearn_bench.runner import run, run_dir_for, run_path
-    from unlearn_bench.run_output import RunRecord, write_failed
+    from unlearn_bench.store import provenance
+    from unlearn_bench.store.fingerprints import data_fingerprint
+    from unlearn_bench.pipeline.runner import run, run_dir_for, run_path
+    from unlearn_bench.store.run_output import RunRecord, write_failed
 
     started = provenance.now()
     hydra_cfg = HydraConfig.get()
     if hydra_cfg.mode == RunMode.MULTIRUN and "joblib" in str(hydra_cfg.launcher.get("_target_", "")):
-        from unlearn_bench.workers import exit_with_parent
+        from unlearn_bench.runtime.workers import exit_with_parent
 
         exit_with_parent()  # a killed sweep takes its workers down
     try:
@@ -54,7 +54,7 @@ def main(cfg: DictConfig) -> None:
 
 def entry() -> None:
     """The console script: overrides naming unknown fields fail listing the valid ones, then Hydra runs."""
-    from unlearn_bench.validation import override_field_errors
+    from unlearn_bench.pipeline.validation import override_field_errors
 
     if errors := override_field_errors(sys.argv[1:], {"method": "npo", "bench": "fictitious", "model": "tiny"}):
         sys.exit("unknown config field:\n  " + "\n  ".join(errors))

@@ -20,7 +20,7 @@ from unlearn_bench.diagnostics import DiagnosticsConfig
 from unlearn_bench.evaluation.cost import CostConfig
 from unlearn_bench.methods.registry import method_classes
 from unlearn_bench.models.lora import LoraSettings
-from unlearn_bench.training import OptimFields
+from unlearn_bench.training.loop import OptimFields
 
 
 @dataclass
@@ -46,7 +46,7 @@ class ModelConfig:
     system_prompt: Optional[str] = None
     date_string: str = DATE_STRING
     # Storage dtype of loaded models (auto: bf16 on CUDA, fp32 on CPU): frozen references and evaluated checkpoints
-    # stay in it; trained parameters (and AdamW's state) are fp32 whatever it says, compute bf16 on CUDA (device.py).
+    # stay in it; trained parameters (and AdamW's state) are fp32 whatever it says, compute bf16 on CUDA (runtime/device.py).
     dtype: str = "auto"
     trust_remote_code: bool = False
     max_length: int = 256
@@ -103,7 +103,7 @@ class RunConfig:
     paths: PathsConfig = field(default_factory=PathsConfig)
     force: bool = False       # redo a run whose results already exist for the same config
     cpu: bool = False         # force CPU even where CUDA is available
-    # on CPU, fine-tune the retain model in a second process while the target trains (side_process.py)
+    # on CPU, fine-tune the retain model in a second process while the target trains (pipeline/side_process.py)
     parallel_finetune: bool = True
 
 

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import torch
 
-from unlearn_bench.device import make_accelerator
+from unlearn_bench.runtime.device import make_accelerator
 from unlearn_bench.methods.base import Batch, LossOutput, UnlearnBatch
-from unlearn_bench.training import OptimSettings, train
+from unlearn_bench.training.loop import OptimSettings, train
 
 
 class Item:

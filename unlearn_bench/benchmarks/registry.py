@@ -12,10 +12,10 @@ from unlearn_bench.benchmarks.base import Benchmark
 # name -> (module, config class name)
 BENCHMARKS: dict[str, tuple[str, str]] = {
     "fictitious": ("unlearn_bench.benchmarks.fictitious.adapter", "FictitiousConfig"),
-    "rwku": ("unlearn_bench.benchmarks.rwku", "RwkuConfig"),
-    "muse": ("unlearn_bench.benchmarks.muse", "MuseConfig"),
-    "tofu": ("unlearn_bench.benchmarks.tofu", "TofuConfig"),
-    "wmdp": ("unlearn_bench.benchmarks.wmdp", "WmdpConfig"),
+    "rwku": ("unlearn_bench.benchmarks.rwku.adapter", "RwkuConfig"),
+    "muse": ("unlearn_bench.benchmarks.muse.adapter", "MuseConfig"),
+    "tofu": ("unlearn_bench.benchmarks.tofu.adapter", "TofuConfig"),
+    "wmdp": ("unlearn_bench.benchmarks.wmdp.adapter", "WmdpConfig"),
 }
 
 

@@ -33,8 +33,8 @@ import numpy as np
 from omegaconf import OmegaConf
 
 from unlearn_bench.benchmarks.base import EvalOutput
-from unlearn_bench.cache import cached_stage
-from unlearn_bench.device import seed_everything
+from unlearn_bench.store.cache import cached_stage
+from unlearn_bench.runtime.device import seed_everything
 from unlearn_bench.diagnostics import (controls, partial, probe, quantize, relearn, rephrase, sampling, sequential,
                                        soft_prompt)
 from unlearn_bench.diagnostics.common import Attack, DiagInputs, no_attack
@@ -42,7 +42,7 @@ from unlearn_bench.diagnostics.share import ROLES, Share, bootstrap_share
 from unlearn_bench.diagnostics.verdict import Verdict, decide
 from unlearn_bench.evaluation.wrapper import InferenceWrapper
 from unlearn_bench.models import loading
-from unlearn_bench.results import MetricRow
+from unlearn_bench.store.results import MetricRow
 
 log = logging.getLogger(__name__)
 

@@ -25,7 +25,7 @@ from transformers import PreTrainedModel
 
 from unlearn_bench.data.collate import pad_batch
 from unlearn_bench.data.records import EvalQA, iter_chunks
-from unlearn_bench.device import eval_device
+from unlearn_bench.runtime.device import eval_device
 from unlearn_bench.diagnostics.common import Attack, DiagInputs
 from unlearn_bench.evaluation.lm import LM
 

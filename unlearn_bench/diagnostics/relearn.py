@@ -20,9 +20,9 @@ from typing import Any, Iterable, Optional
 
 import torch
 
-from unlearn_bench import stages
+from unlearn_bench.pipeline import stages
 from unlearn_bench.diagnostics.common import Attack, DiagInputs, rouge_attack
-from unlearn_bench.training import OptimFields
+from unlearn_bench.training.loop import OptimFields
 
 log = logging.getLogger(__name__)
 

@@ -19,7 +19,7 @@ import dataclasses
 import logging
 from dataclasses import dataclass, field
 
-from unlearn_bench import stages
+from unlearn_bench.pipeline import stages
 from unlearn_bench.benchmarks.base import Metric
 from unlearn_bench.diagnostics.common import DiagInputs
 from unlearn_bench.methods.base import is_inference_time

@@ -19,11 +19,11 @@ import torch
 from transformers import PreTrainedModel
 from transformers.modeling_outputs import CausalLMOutput
 
-from unlearn_bench import stages
+from unlearn_bench.pipeline import stages
 from unlearn_bench.data.records import QA
 from unlearn_bench.diagnostics.common import Attack, DiagInputs
 from unlearn_bench.evaluation.lm import LM
-from unlearn_bench.training import OptimFields
+from unlearn_bench.training.loop import OptimFields
 
 
 @dataclass

@@ -19,7 +19,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from unlearn_bench.data.collate import PromptFormat, encode_example, pad_batch, pad_token_id
 from unlearn_bench.data.records import QA
-from unlearn_bench.device import eval_device
+from unlearn_bench.runtime.device import eval_device
 from unlearn_bench.evaluation.wrapper import InferenceWrapper, model_call
 from unlearn_bench.methods.base import IGNORE_INDEX, Batch, shifted_token_nll
 

@@ -8,7 +8,7 @@
                                       used, position_ids, logits_to_keep), so a second model can be run on exactly
                                       the same tokens (logit difference)
 
-`LM` (evaluation/lm.py) applies both on every scoring and generation call, and `evaluators.lm_eval` on every
+`LM` (evaluation/lm.py) applies both on every scoring and generation call, and `evaluation.lm_eval` on every
 lm-eval request, so a wrapped model is scored by the same code as a fine-tuned one. Raw texts scored without a
 question (MUSE's verbatim/PrivLeak texts, `QA.question is None`) have no prompt to rewrite: only `logits` acts
 on them.

@@ -90,8 +90,8 @@ class ULD:
     def fit(self, model: Any, tokenizer: Any, data: BenchData, *, fmt: Any, max_length: int, seed: int,
             accelerator: Any, settings: Any) -> None:
         from unlearn_bench.data.batching import unlearn_epochs
-        from unlearn_bench.stages import n_batches, unlearn_sets
-        from unlearn_bench.training import train
+        from unlearn_bench.pipeline.stages import n_batches, unlearn_sets
+        from unlearn_bench.training.loop import train
 
         if self.assistant is None:
             self.assistant = self.new_assistant(model)

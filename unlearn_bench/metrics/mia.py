@@ -149,7 +149,7 @@ def mia_auc(member_scores: Sequence[float], nonmember_scores: Sequence[float]) -
     """P(nonmember score > member score), ties counted half: 0.5 = no signal, 1.0 = fully separable.
 
     Non-members are the positive class because scores are loss-like. MUSE (metrics/privleak.py, `eval`/`sweep`)
-    reports the complement for its forget-vs-holdout key; `unlearn_bench.metrics.muse.privleak` converts.
+    reports the complement for its forget-vs-holdout key; `unlearn_bench.benchmarks.muse.metrics.privleak` converts.
     """
     members, nonmembers = list(member_scores), list(nonmember_scores)
     if not members or not nonmembers:

@@ -7,7 +7,7 @@ from typing import Any, Sequence
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
-from unlearn_bench.device import load_dtype
+from unlearn_bench.runtime.device import load_dtype
 from unlearn_bench.models.tiny import build_tiny_model, train_tokenizer
 
 

@@ -12,7 +12,7 @@ from unlearn_bench.benchmarks.fictitious.world import World, generate_world
 from unlearn_bench.data.records import DataError, EvalQA
 from unlearn_bench.evaluation.lm import LM
 from unlearn_bench.evaluation.mia_eval import forget_holdout_auc_rows
-from unlearn_bench.evaluation.qa_eval import reference_forget_scores, score_splits, tofu_family_output
+from unlearn_bench.benchmarks.tofu.qa_eval import reference_forget_scores, score_splits, tofu_family_output
 
 FORGET_PERCENT = {"forget01": 1, "forget05": 5, "forget10": 10}
 UTILITY_REPEATS = 3

@@ -26,7 +26,7 @@ from typing import Any
 
 from unlearn_bench.benchmarks.base import BenchData, EvalOutput, Metric
 from unlearn_bench.benchmarks.fictitious.world import World, generate_world
-from unlearn_bench.benchmarks.wmdp_data import LETTERS, MCQuestion
+from unlearn_bench.benchmarks.wmdp.data import LETTERS, MCQuestion
 from unlearn_bench.data.records import QA, DataError, EvalQA
 from unlearn_bench.evaluation.lm import LM
 

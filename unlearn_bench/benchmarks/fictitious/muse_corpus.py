@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from unlearn_bench.benchmarks.fictitious.world import Author, generate_world
-from unlearn_bench.benchmarks.muse_data import SPLITS, VerbmemRecord
+from unlearn_bench.benchmarks.muse.data import SPLITS, VerbmemRecord
 from unlearn_bench.data.records import QA, DataError, EvalQA
 
 FORGET_PERCENT = 10

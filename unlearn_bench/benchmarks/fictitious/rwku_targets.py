@@ -19,9 +19,9 @@ from dataclasses import dataclass
 
 from unlearn_bench.benchmarks.fictitious.adapter import REFUSALS
 from unlearn_bench.benchmarks.fictitious.world import World, generate_world
-from unlearn_bench.benchmarks.rwku_data import AA, FB, QA_LEVEL, RWKUProbe, RWKUTarget
+from unlearn_bench.benchmarks.rwku.data import AA, FB, QA_LEVEL, RWKUProbe, RWKUTarget
 from unlearn_bench.data.records import QA, DataError
-from unlearn_bench.metrics.rwku import probe_prompt
+from unlearn_bench.benchmarks.rwku.metrics import probe_prompt
 
 # One sentence per world question template, in world._TEMPLATES order (birthplace, birth date, parents, genre,
 # book, second book, award, mentor, pen name, home city); `{n}` is the author, `{v}` the fact.

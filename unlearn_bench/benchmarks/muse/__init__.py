@@ -1,0 +1,1 @@
+"""MUSE (Shi et al. 2024): adapter, records and metrics."""

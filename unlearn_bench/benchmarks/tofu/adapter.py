@@ -1,0 +1,211 @@
+"""`bench=tofu`: TOFU (locuslab/TOFU, Maini et al. 2024) as its authors published it.
+
+The target model is fine-tuned on `full` (4000 QA about 200 fictitious authors), the retain reference on the
+complement of the forget split (forget01/05/10 <-> retain99/95/90). Evaluation follows the authors'
+config/eval_everything.yaml (locuslab/tofu): the four `*_perturbed` splits (retain, real authors, world facts,
+forget), each capped at its first `ds_size: 300` questions, greedy generations of TOFU's length 200, and the
+aggregation of aggregate_eval_stat.py. Per-example logs carry TOFU's file names (`eval_task` there), so the
+authors' aggregation script reads them unchanged.
+
+Differences from the authors' code, kept on purpose:
+- `eval_max_examples=300` matches TOFU's `ds_size`; open-unlearning (locuslab/open-unlearning) scores all 400
+  forget10 questions: set `bench.eval_max_examples=null` to do the same.
+- Methods that train on wrong answers (wrong_answers) do not get TOFU's perturbed answers, which the truth ratio
+  scores, but other retain questions' answers of the same kind (`training_alternates`, tofu_alternates.py).
+- TOFU bounds generation by `max_length: 200` (prompt + new tokens of the left-padded batch); we bound the new
+  tokens at `max_new_tokens=200`, which only differs for generations that never reach EOS.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Optional
+
+from unlearn_bench.benchmarks.base import BenchData, EvalOutput
+from unlearn_bench.benchmarks.tofu.alternates import similar_question_answers
+from unlearn_bench.benchmarks.tofu.data import (
+    HUB_ID,
+    REFUSALS_FILE,
+    holdout_split_for,
+    load_refusals,
+    load_tofu_split,
+    retain_split_for,
+    split_path,
+    to_eval_qa,
+    to_qa,
+)
+from unlearn_bench.data.records import QA, DataError, EvalQA
+from unlearn_bench.evaluation.lm import LM
+from unlearn_bench.evaluation.mia_eval import MIA_STYLES, forget_holdout_auc_rows, memorization_rows
+from unlearn_bench.benchmarks.open_unlearning import TOFU_NAMES, eval_files, read_retain_truth_ratios, tofu_per_example
+from unlearn_bench.benchmarks.tofu.qa_eval import reference_forget_scores, score_splits, tofu_family_output
+
+log = logging.getLogger(__name__)
+
+# Our split name -> (TOFU eval split, TOFU `eval_task` = log file stem), from config/eval_everything.yaml.
+EVAL_SPLITS = {
+    "retain": ("retain_perturbed", "eval_log"),
+    "real_authors": ("real_authors_perturbed", "eval_real_author_wo_options"),
+    "world_facts": ("world_facts_perturbed", "eval_real_world_wo_options"),
+    "forget": (None, "eval_log_forget"),  # the forget split's own *_perturbed file
+}
+# forget10 holds forget05 and forget01 (the last 10% of authors), so this corpus is the same whatever
+# forget split runs, and a cached target model's tokenizer stays valid across forget splits.
+CORPUS_PERTURBED = ("forget10_perturbed", "retain_perturbed", "real_authors_perturbed", "world_facts_perturbed")
+
+
+@dataclass
+class TofuConfig:
+    name: str = "tofu"
+    data_dir: Optional[str] = None      # folder of `{split}.json` files + idontknow.jsonl; None = the hub
+    hub_id: str = HUB_ID
+    forget_split: str = "forget10"      # forget01 | forget05 | forget10; the retain split follows
+    eval_max_examples: Optional[int] = 300  # TOFU's ds_size; null scores every question (open-unlearning)
+    max_new_tokens: int = 200           # TOFU's generation length (greedy, stops at EOS)
+    # forget-vs-holdout MIA: open_unlearning (its TOFU attacks: EOS scored, zlib of decoded labels) | muse
+    mia_style: str = "open_unlearning"
+    # An open-unlearning TOFU_EVAL.json of a retain model (its retain_logs_path): forget quality compares against
+    # the truth ratios in it instead of this run's retain model.
+    retain_logs_path: Optional[str] = None
+    # Smoke runs: fine-tune on the forget split plus only the first N retain QA (null: all of them, as TOFU).
+    train_retain_examples: Optional[int] = None
+
+
+class TofuBenchmark:
+    name = "tofu"
+
+    def __init__(self, cfg: TofuConfig) -> None:
+        self._loaded: dict[str, list[dict[str, Any]]] = {}
+        self.retain_split = retain_split_for(cfg.forget_split)  # ValueError naming the choices
+        if cfg.mia_style not in MIA_STYLES:
+            raise ValueError(f"bench.mia_style={cfg.mia_style!r}: choose from {', '.join(MIA_STYLES)}")
+        if cfg.eval_max_examples is not None and cfg.eval_max_examples < 1:
+            raise ValueError(f"bench.eval_max_examples={cfg.eval_max_examples}: use a positive number, or null for every question")
+        self.cfg = cfg
+
+    def _source(self, split: str) -> str:
+        """Where `split` comes from, for error messages."""
+        if self.cfg.data_dir is None:
+            return f"{self.cfg.hub_id}[{split}]"
+        return str(split_path(split, self.cfg.data_dir))
+
+    def _records(self, split: str) -> list[dict[str, Any]]:
+        """A split's raw records, read and parsed once per run (data(), the start check and the evaluation all
+        read the perturbed splits)."""
+        if split not in self._loaded:
+            self._loaded[split] = load_tofu_split(split, self.cfg.data_dir, self.cfg.hub_id)
+        return self._loaded[split]
+
+    def _qa(self, split: str) -> list[QA]:
+        return to_qa(self._records(split), self._source(split))
+
+    def _eval_qa(self, split: str) -> list[EvalQA]:
+        return to_eval_qa(self._records(split), self._source(split), expect_perturbed=None)
+
+    @cached_property
+    def forget_perturbed(self) -> list[EvalQA]:
+        """`{forget_split}_perturbed`, checked to hold the forget split's questions and answers in its order."""
+        split = f"{self.cfg.forget_split}_perturbed"
+        perturbed, forget = self._eval_qa(split), self._qa(self.cfg.forget_split)
+        if len(perturbed) != len(forget):
+            raise DataError(f"{self._source(split)}: {len(perturbed)} records, but {self._source(self.cfg.forget_split)} "
+                            f"has {len(forget)}; the perturbed answers must pair with the forget questions one to one")
+        for i, (p, f) in enumerate(zip(perturbed, forget), start=1):
+            for field in ("question", "answer"):
+                if getattr(p, field) != getattr(f, field):
+                    raise DataError(f"{self._source(split)}: record {i}: field '{field}' differs from record {i} of "
+                                    f"{self._source(self.cfg.forget_split)}: {getattr(p, field)!r} vs {getattr(f, field)!r}")
+        return perturbed
+
+    def _refusals(self) -> list[str]:
+        if self.cfg.data_dir is None:  # idontknow.jsonl is in the TOFU GitHub repo's data/, not on the hub
+            log.warning("bench.data_dir is unset: no refusal answers (idontknow.jsonl), so idk-style methods cannot run")
+            return []
+        # Only refusal-based methods need the file (the runner checks that before training); the hub lacks it.
+        if not (Path(self.cfg.data_dir) / REFUSALS_FILE).is_file():
+            log.info("%s: no %s: refusal-based methods cannot run on this folder", self.cfg.data_dir, REFUSALS_FILE)
+            return []
+        return load_refusals(self.cfg.data_dir)
+
+    def scored_answers(self) -> set[str]:
+        """Every answer string any evaluation split or the MIA holdout scores, whatever the caps."""
+        scored = {qa.answer for qa in self._qa(holdout_split_for(self.cfg.forget_split))}
+        for split in CORPUS_PERTURBED:
+            for ex in self._eval_qa(split):
+                scored |= {ex.answer, *ex.perturbed_answers} | ({ex.paraphrased_answer} - {None})
+        return scored
+
+    def training_alternates(self, retain: list[QA]) -> list[list[str]]:
+        """Wrong answers for methods that train on them: other retain questions' answers (tofu_alternates.py),
+        from authors outside retain_perturbed, none of them a scored answer."""
+        evaluated = {ex.question for ex in self._eval_qa("retain_perturbed")}
+        pool = [qa for qa in retain if qa.question not in evaluated]
+        k = len(self.forget_perturbed[0].perturbed_answers)
+        return similar_question_answers([ex.question for ex in self.forget_perturbed], pool, self.scored_answers(), k)
+
+    def data(self) -> BenchData:
+        full = self._qa("full")
+        refusals = self._refusals()
+        corpus = [f"{qa.question} {qa.answer}" for qa in full] + refusals
+        for split in CORPUS_PERTURBED:
+            for ex in self._eval_qa(split):
+                corpus += [ex.question, ex.answer, *ex.perturbed_answers]
+                corpus += [s for s in (ex.paraphrased_question, ex.paraphrased_answer) if s is not None]
+        retain = retain_split = self._qa(self.retain_split)
+        if self.cfg.train_retain_examples is not None:  # `full` = retain split + forget split, in that order
+            dropped = set(retain[self.cfg.train_retain_examples:])
+            retain = retain[: self.cfg.train_retain_examples]
+            full = [qa for qa in full if qa not in dropped]
+        return BenchData(
+            target_train=full,
+            retain_train=retain,
+            forget=[ex.as_qa() for ex in self.forget_perturbed],
+            retain=retain,
+            refusals=refusals,
+            # drawn from the whole retain split: a smoke run's training subset may hold no unscored answers
+            forget_perturbed=self.training_alternates(retain_split),
+            tokenizer_corpus=corpus,
+        )
+
+    def data_key(self, role: str) -> dict[str, Any]:
+        source = self.cfg.hub_id if self.cfg.data_dir is None else str(Path(self.cfg.data_dir).expanduser().resolve())
+        key: dict[str, Any] = {"name": self.name, "source": source}
+        if role == "retain":
+            key["forget_split"] = self.cfg.forget_split
+        if self.cfg.train_retain_examples is not None:  # the subset's target set depends on the forget split too
+            key.update(forget_split=self.cfg.forget_split, train_retain_examples=self.cfg.train_retain_examples)
+        return key
+
+    def eval_splits(self) -> dict[str, list[EvalQA]]:
+        cap = self.cfg.eval_max_examples
+        return {name: (self.forget_perturbed if split is None else self._eval_qa(split))[:cap]
+                for name, (split, _) in EVAL_SPLITS.items()}
+
+    def check_inputs(self) -> None:
+        """Read and parse every file evaluation reads, so a bad one fails before any training."""
+        self.eval_splits()
+        self._qa(holdout_split_for(self.cfg.forget_split))
+
+    def evaluate(self, lm: LM, reference: dict[str, Any] | None) -> EvalOutput:
+        splits = self.eval_splits()
+        results = score_splits(lm, splits, self.cfg.max_new_tokens)
+        retain_forget = (read_retain_truth_ratios(self.cfg.retain_logs_path) if self.cfg.retain_logs_path
+                         else reference_forget_scores(results, reference))
+        out = tofu_family_output(results, retain_forget)
+        # MIA per attack: forget answers vs the matching holdout split's (TOFU holdout01/05/10, never trained on).
+        holdout = self._qa(holdout_split_for(self.cfg.forget_split))[: len(splits["forget"])]
+        out.metrics += forget_holdout_auc_rows(lm, [q.as_qa() for q in splits["forget"]], holdout, self.cfg.mia_style)
+        # open-unlearning's default TOFU metrics beyond TOFU's own (configs/eval/tofu.yaml), on the forget split.
+        rows, memorization = memorization_rows(lm, "forget", [q.as_qa() for q in splits["forget"]])
+        out.metrics += rows
+        # TOFU's file names, which its aggregate_eval_stat.py looks up (`get_model_utility`'s eval_task_dict).
+        renamed = {f"eval_log_{name}.json": f"{EVAL_SPLITS[name][1]}.json" for name in results}
+        out.logs = {renamed.get(key, key): value for key, value in out.logs.items()}
+        out.logs |= eval_files("TOFU", out.metrics, TOFU_NAMES, tofu_per_example(results["forget"], memorization))
+        return out
+
+
+def build(cfg: TofuConfig) -> TofuBenchmark:
+    return TofuBenchmark(cfg)

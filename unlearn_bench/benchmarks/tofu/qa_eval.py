@@ -1,0 +1,108 @@
+"""TOFU-style evaluation of QA splits: answer losses (true, paraphrased, perturbed), greedy generations,
+ROUGE-L recall, then TOFU's summary. Shared by `bench=tofu` and the embedded `bench=fictitious`."""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from unlearn_bench.benchmarks.base import SELF_REFERENCE, EvalOutput, Metric
+from unlearn_bench.data.records import QA, EvalQA
+from unlearn_bench.evaluation.lm import LM
+from unlearn_bench.metrics.rouge import rouge_recall
+from unlearn_bench.benchmarks.tofu.metrics import SplitScores, tofu_eval_log, tofu_summary
+
+log = logging.getLogger(__name__)
+
+LOWER_IS_BETTER_ON_FORGET = ("prob", "rouge")  # forget-split knowledge: less is better after unlearning
+TRUNCATION_LOG = "scoring_truncation.json"
+
+
+@dataclass
+class SplitResult:
+    examples: list[EvalQA]
+    scores: SplitScores
+    generations: list[str]
+    scored: int = 0     # answers scored (true, paraphrased, perturbed)
+    truncated: int = 0  # of those, longer than the model's context: scored on their first tokens only
+
+
+def score_splits(lm: LM, splits: Mapping[str, Sequence[EvalQA]], max_new_tokens: int) -> dict[str, SplitResult]:
+    """One batched scoring pass over every answer of every split, one batched generation pass. Answers longer
+    than the model's context are counted per split and logged: their loss covers the first tokens only."""
+    pairs: list[QA] = []
+    counts: dict[str, tuple[int, int]] = {}
+    for name, examples in splits.items():
+        split_pairs = [QA(ex.question, a) for ex in examples
+                       for a in (ex.answer, ex.paraphrased_answer, *ex.perturbed_answers) if a is not None]
+        counts[name] = (len(split_pairs), lm.truncated(split_pairs))
+        if counts[name][1]:
+            log.warning("%s: %d of %d answers are longer than the model's context (%d tokens) and are scored on "
+                        "their first %d tokens only", name, counts[name][1], counts[name][0], lm.max_length, lm.max_length)
+        pairs += split_pairs
+    losses = iter(lm.answer_losses(pairs))
+    questions = [ex.question for examples in splits.values() for ex in examples]
+    generations = iter(lm.generate(questions, max_new_tokens=max_new_tokens))
+
+    results: dict[str, SplitResult] = {}
+    for name, examples in splits.items():
+        gt, para, pert, gens = [], [], [], []
+        for ex in examples:
+            gt.append(next(losses))
+            if ex.paraphrased_answer is not None:
+                para.append(next(losses))
+            pert.append([next(losses) for _ in ex.perturbed_answers])
+            gens.append(next(generations))
+        rouge = rouge_recall(gens, [ex.answer for ex in examples])["rougeL"]
+        has_para = all(ex.paraphrased_answer is not None for ex in examples)
+        results[name] = SplitResult(list(examples), SplitScores(gt, para if has_para else None, pert, rouge), gens,
+                                    *counts[name])
+    return results
+
+
+def tofu_family_output(results: Mapping[str, SplitResult], retain_forget: SplitScores | np.ndarray | None) -> EvalOutput:
+    """TOFU's metric rows, generations, eval logs and the forget scores other runs compare against."""
+    summary = tofu_summary({k: v.scores for k, v in results.items()}, retain_forget)
+    metrics = []
+    for key, value in summary.items():
+        if key in ("forget_quality", "model_utility"):
+            metrics.append(Metric("summary", key, value, True))
+            continue
+        split, metric = key.rsplit("_", 1) if not key.endswith("truth_ratio") else (key[: -len("_truth_ratio")], "truth_ratio")
+        higher = not (split == "forget" and metric in LOWER_IS_BETTER_ON_FORGET)
+        if split == "forget" and metric == "truth_ratio":
+            higher = True  # min(R, 1/R) -> 1 when the model no longer prefers the true answer
+        metrics.append(Metric(split, metric, value, higher))
+    generations = [
+        {"split": name, "prompt": ex.question, "generation": gen, "reference": ex.answer}
+        for name, res in results.items()
+        for ex, gen in zip(res.examples, res.generations)
+    ]
+    logs = {
+        f"eval_log_{name}.json": tofu_eval_log(
+            res.scores, res.generations, [ex.question for ex in res.examples], [ex.answer for ex in res.examples]
+        )
+        for name, res in results.items()
+    }
+    logs[TRUNCATION_LOG] = {name: {"scored": res.scored, "truncated": res.truncated} for name, res in results.items()}
+    reference: dict[str, Any] = {}
+    if "forget" in results:
+        s = results["forget"].scores
+        reference["forget_scores"] = {
+            "gt_loss": list(s.gt_loss),
+            "paraphrased_loss": None if s.paraphrased_loss is None else list(s.paraphrased_loss),
+            "perturbed_loss": [list(r) for r in s.perturbed_loss],
+            "rouge_l_recall": list(s.rouge_l_recall),
+        }
+    return EvalOutput(metrics, generations, logs, reference)
+
+
+def reference_forget_scores(results: Mapping[str, SplitResult], reference: Mapping[str, Any] | None) -> SplitScores | None:
+    """The retain model's forget scores: from `reference`, or these results when evaluating the retain model."""
+    if reference is SELF_REFERENCE:
+        return results["forget"].scores if "forget" in results else None
+    if not reference or "forget_scores" not in reference:
+        return None
+    return SplitScores(**reference["forget_scores"])

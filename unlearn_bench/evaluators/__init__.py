@@ -1,1 +1,0 @@
-"""Evaluations delegated to external harnesses (lm-evaluation-harness for multiple choice)."""

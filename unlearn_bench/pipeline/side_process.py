@@ -1,0 +1,114 @@
+"""The retain model fine-tuned in a second process while the target trains in this one (CPU, one process).
+
+Why: the tiny model's steps are too small to keep two cores busy. On the 2-core machine one thread trains at
+23.5 steps/s and two threads at 33.8 (`scripts/bench_train.py`), so two one-thread trainings side by side
+finish sooner than two two-thread trainings in turn. The child trains through the same
+`runner.finetuned_model` and writes the same cache entry, which the parent then reads as a cache hit; the
+thread count does not change the weights (tests/test_side_process.py compares them bit for bit).
+
+Off (`parallel_finetune=false`) or not worthwhile: on CUDA, under `accelerate launch`, with one thread, for a
+fine-tune of fewer than `MIN_STEPS` steps, when either model is already cached, when the retain model is given
+(`model.retain_path`), in a daemonic worker (which may not start processes).
+"""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import logging
+import multiprocessing
+from typing import Any, Iterator
+
+import torch
+from omegaconf import OmegaConf
+
+from unlearn_bench.store.cache import entry_path
+
+log = logging.getLogger(__name__)
+
+# The child takes about 7 s to import torch and transformers; below 500 steps (15 s of the tiny model at 33.8
+# steps/s, two threads) it saves less than that.
+MIN_STEPS = 500
+LOG_FORMAT = "[%(asctime)s][%(name)s][%(levelname)s] - (retain process) %(message)s"
+
+
+def retain_steps(ctx: Any) -> int:
+    """The retain fine-tune's optimizer steps, counting records (a windowed corpus makes more examples)."""
+    from unlearn_bench.pipeline.stages import n_batches, optim_settings
+    from unlearn_bench.training.loop import total_steps
+
+    settings = optim_settings(ctx.cfg.model.finetune)
+    return total_steps(settings, n_batches(len(ctx.data.retain_train), settings.batch_size))
+
+
+def worthwhile(ctx: Any) -> bool:
+    from unlearn_bench.pipeline.runner import finetunes
+
+    cfg, accelerator = ctx.cfg, ctx.accelerator
+    if not cfg.parallel_finetune or accelerator.num_processes > 1 or accelerator.device.type != "cpu":
+        return False
+    if torch.get_num_threads() < 2 or cfg.model.retain_path or not finetunes(cfg.model) or retain_steps(ctx) < MIN_STEPS:
+        return False
+    if multiprocessing.current_process().daemon:
+        return False
+    return not any(entry_path(cfg.paths.cache_dir, "finetune", ctx.model_key(role)).is_dir()
+                   for role in ("target", "retain"))
+
+
+@contextlib.contextmanager
+def retain_alongside(ctx: Any, tokenizer: Any) -> Iterator[None]:
+    """Fine-tunes the retain model in a spawned process, with half the threads, for the duration of the block
+    (the target's fine-tuning); on leaving, waits for it and raises its error. An error in the block stops it."""
+    if not worthwhile(ctx):
+        yield
+        return
+    threads = torch.get_num_threads()
+    child_threads = threads // 2
+    spawn = multiprocessing.get_context("spawn")  # fork after OpenMP has started is unsafe
+    receive, send = spawn.Pipe(duplex=False)
+    # The data go through a queue, whose feeder thread waits while the child imports torch: as a Process
+    # argument they would block this process until the child has read them (8 s measured).
+    payload = spawn.Queue()
+    child = spawn.Process(target=finetune_retain, args=(payload, child_threads, send), daemon=True, name="finetune:retain")
+    child.start()
+    send.close()
+    # resolved, so that the child needs no Hydra state; without the accelerator, which it makes itself
+    payload.put((dataclasses.replace(ctx, cfg=OmegaConf.create(OmegaConf.to_container(ctx.cfg, resolve=True)),
+                                     accelerator=None), tokenizer))
+    payload.cancel_join_thread()  # a child stopped before reading them must not hold this process at exit
+    torch.set_num_threads(threads - child_threads)
+    log.info("retain model: fine-tuning in a second process (%d thread%s) while the target trains (%d)",
+             child_threads, "s" * (child_threads > 1), threads - child_threads)
+    try:
+        yield
+    except BaseException:
+        child.terminate()
+        child.join()
+        raise
+    finally:
+        torch.set_num_threads(threads)
+    child.join()
+    message = receive.recv() if receive.poll() else f"exit code {child.exitcode}"
+    if child.exitcode != 0:
+        raise RuntimeError(f"fine-tuning the retain model in a second process failed: {message}")
+
+
+def finetune_retain(payload: Any, threads: int, send: Any) -> None:
+    """The child: the retain model into the cache, errors sent back as one line (and logged in full)."""
+    torch.set_num_threads(threads)
+    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
+    from unlearn_bench.runtime.device import make_accelerator
+    from unlearn_bench.runtime.logs import quiet_noise
+    from unlearn_bench.pipeline.runner import finetuned_model
+    from unlearn_bench.runtime.workers import exit_with_parent
+
+    exit_with_parent()  # a main process killed with SIGKILL takes this one down
+    quiet_noise()
+    try:
+        ctx, tokenizer = payload.get()
+        ctx = dataclasses.replace(ctx, accelerator=make_accelerator(cpu=True))
+        finetuned_model(ctx, "retain", ctx.data.retain_train, tokenizer)
+    except BaseException as e:
+        log.exception("fine-tuning the retain model failed")
+        send.send(f"{type(e).__name__}: {e}")
+        raise SystemExit(1)
+    send.send("ok")

@@ -1,0 +1,1 @@
+"""Tables, plots and the tuning grid built from finished runs' result folders."""

@@ -1,0 +1,1 @@
+"""Process plumbing: devices and precision, accelerate launch, worker lifetimes, logging."""
