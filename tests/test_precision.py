@@ -15,7 +15,7 @@ def _changed_fraction(saved_model_dir, dtype: str) -> tuple[float, set[torch.dty
     from unlearn_bench.data.records import QA
     from unlearn_bench.runtime.device import make_accelerator, seed_everything
     from unlearn_bench.models import loading
-    from unlearn_bench.pipeline.stages import finetune
+    from unlearn_bench.training.recipes import finetune
 
     cfg = OmegaConf.create({"dtype": dtype, "trust_remote_code": False, "gradient_checkpointing": False})
     model = loading.load_saved(saved_model_dir, cfg)

@@ -13,7 +13,7 @@ from unlearn_bench.data.collate import PromptFormat
 from unlearn_bench.data.records import QA
 from unlearn_bench.runtime.device import make_accelerator
 from unlearn_bench.models import loading
-from unlearn_bench.pipeline.runner import Context, finetuned_model
+from unlearn_bench.pipeline.context import Context, finetuned_model
 from unlearn_bench.pipeline import side_process
 from unlearn_bench.pipeline.side_process import retain_alongside, worthwhile
 

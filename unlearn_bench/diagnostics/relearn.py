@@ -20,7 +20,7 @@ from typing import Any, Iterable, Optional
 
 import torch
 
-from unlearn_bench.pipeline import stages
+from unlearn_bench.training import recipes
 from unlearn_bench.diagnostics.common import Attack, DiagInputs, rouge_attack
 from unlearn_bench.training.loop import OptimFields
 
@@ -32,7 +32,7 @@ PARAMS = {"all": lambda name: True, "mlp": lambda name: ".mlp." in name, "attent
 
 @dataclass
 class RelearnConfig(OptimFields):
-    """`stages.finetune`'s fields; None takes the model's fine-tuning value (`model.finetune`)."""
+    """`recipes.finetune`'s fields; None takes the model's fine-tuning value (`model.finetune`)."""
 
     train_fraction: float = 0.5   # share of the forget groups trained on (the rest are scored)
     lr: Optional[float] = None
@@ -71,7 +71,7 @@ def attacks(inputs: DiagInputs, cfg: RelearnConfig) -> list[Attack]:
 
     def relearned(model: torch.nn.Module) -> torch.nn.Module | None:
         attacked = copy.deepcopy(model)
-        result = stages.finetune(attacked, inputs.tokenizer, [examples[i].as_qa() for i in train_idx], inputs.fmt,
+        result = recipes.finetune(attacked, inputs.tokenizer, [examples[i].as_qa() for i in train_idx], inputs.fmt,
                                  settings, inputs.cfg.model.max_length, inputs.seed, inputs.accelerator,
                                  desc="diag:relearn", parameters=trained_parameters(attacked, cfg.params))
         if result.status != "ok":

@@ -90,7 +90,7 @@ class ULD:
     def fit(self, model: Any, tokenizer: Any, data: BenchData, *, fmt: Any, max_length: int, seed: int,
             accelerator: Any, settings: Any) -> None:
         from unlearn_bench.data.batching import unlearn_epochs
-        from unlearn_bench.pipeline.stages import n_batches, unlearn_sets
+        from unlearn_bench.training.recipes import n_batches, unlearn_sets
         from unlearn_bench.training.loop import train
 
         if self.assistant is None:

@@ -33,7 +33,7 @@ LOG_FORMAT = "[%(asctime)s][%(name)s][%(levelname)s] - (retain process) %(messag
 
 def retain_steps(ctx: Any) -> int:
     """The retain fine-tune's optimizer steps, counting records (a windowed corpus makes more examples)."""
-    from unlearn_bench.pipeline.stages import n_batches, optim_settings
+    from unlearn_bench.training.recipes import n_batches, optim_settings
     from unlearn_bench.training.loop import total_steps
 
     settings = optim_settings(ctx.cfg.model.finetune)
@@ -41,7 +41,7 @@ def retain_steps(ctx: Any) -> int:
 
 
 def worthwhile(ctx: Any) -> bool:
-    from unlearn_bench.pipeline.runner import finetunes
+    from unlearn_bench.pipeline.context import finetunes
 
     cfg, accelerator = ctx.cfg, ctx.accelerator
     if not cfg.parallel_finetune or accelerator.num_processes > 1 or accelerator.device.type != "cpu":
@@ -98,7 +98,7 @@ def finetune_retain(payload: Any, threads: int, send: Any) -> None:
     logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
     from unlearn_bench.runtime.device import make_accelerator
     from unlearn_bench.runtime.logs import quiet_noise
-    from unlearn_bench.pipeline.runner import finetuned_model
+    from unlearn_bench.pipeline.context import finetuned_model
     from unlearn_bench.runtime.workers import exit_with_parent
 
     exit_with_parent()  # a main process killed with SIGKILL takes this one down

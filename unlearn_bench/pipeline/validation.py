@@ -135,7 +135,7 @@ def override_field_errors(args: list[str], defaults: dict[str, str]) -> list[str
 
 def check_method_fits(method: Any, name: str, data: BenchData) -> None:
     """The method's alternate answers (refusals, perturbed answers) exist in this benchmark's data."""
-    from unlearn_bench.pipeline.stages import method_alternates
+    from unlearn_bench.training.recipes import method_alternates
 
     method_alternates(method, name, data)
 
