@@ -11,6 +11,7 @@ from omegaconf import DictConfig
 
 from unlearn_bench.config import register_configs
 from unlearn_bench.runtime.launch import worker_argv
+from unlearn_bench.runtime.workers import exit_with_sweep, mark_sweep_main
 
 log = logging.getLogger("unlearn_bench")
 register_configs()
@@ -19,17 +20,15 @@ sys.argv = worker_argv(sys.argv)
 
 @hydra.main(version_base="1.3", config_path="pkg://unlearn_bench.conf", config_name="config")
 def main(cfg: DictConfig) -> None:
+    hydra_cfg = HydraConfig.get()
+    if hydra_cfg.mode == RunMode.MULTIRUN:  # a killed sweep takes its workers down, also before a job's imports
+        exit_with_sweep(str(hydra_cfg.launcher.get("_target_", "")))
     from unlearn_bench.store import provenance
     from unlearn_bench.store.fingerprints import data_fingerprint
     from unlearn_bench.pipeline.runner import run, run_dir_for, run_path
     from unlearn_bench.store.run_output import RunRecord, write_failed
 
     started = provenance.now()
-    hydra_cfg = HydraConfig.get()
-    if hydra_cfg.mode == RunMode.MULTIRUN and "joblib" in str(hydra_cfg.launcher.get("_target_", "")):
-        from unlearn_bench.runtime.workers import exit_with_parent
-
-        exit_with_parent()  # a killed sweep takes its workers down
     try:
         record = run(cfg)
     except Exception as e:  # in a sweep, one failed run must not stop the others
@@ -58,6 +57,7 @@ def entry() -> None:
 
     if errors := override_field_errors(sys.argv[1:], {"method": "npo", "bench": "fictitious", "model": "tiny"}):
         sys.exit("unknown config field:\n  " + "\n  ".join(errors))
+    mark_sweep_main()
     main()
 
 

@@ -16,6 +16,7 @@ import contextlib
 import dataclasses
 import logging
 import multiprocessing
+import os
 from typing import Any, Iterator
 
 import torch
@@ -68,7 +69,7 @@ def retain_alongside(ctx: Any, tokenizer: Any) -> Iterator[None]:
     # The data go through a queue, whose feeder thread waits while the child imports torch: as a Process
     # argument they would block this process until the child has read them (8 s measured).
     payload = spawn.Queue()
-    child = spawn.Process(target=finetune_retain, args=(payload, child_threads, send), daemon=True, name="finetune:retain")
+    child = spawn.Process(target=finetune_retain, args=(payload, child_threads, send, os.getpid()), daemon=True, name="finetune:retain")
     child.start()
     send.close()
     # resolved, so that the child needs no Hydra state; without the accelerator, which it makes itself
@@ -92,8 +93,9 @@ def retain_alongside(ctx: Any, tokenizer: Any) -> Iterator[None]:
         raise RuntimeError(f"fine-tuning the retain model in a second process failed: {message}")
 
 
-def finetune_retain(payload: Any, threads: int, send: Any) -> None:
-    """The child: the retain model into the cache, errors sent back as one line (and logged in full)."""
+def finetune_retain(payload: Any, threads: int, send: Any, parent: int) -> None:
+    """The child: the retain model into the cache, errors sent back as one line (and logged in full). `parent` is
+    the pid of the process that started it, which may be gone by the time this child has imported torch."""
     torch.set_num_threads(threads)
     logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
     from unlearn_bench.runtime.device import make_accelerator
@@ -101,7 +103,7 @@ def finetune_retain(payload: Any, threads: int, send: Any) -> None:
     from unlearn_bench.pipeline.context import finetuned_model
     from unlearn_bench.runtime.workers import exit_with_parent
 
-    exit_with_parent()  # a main process killed with SIGKILL takes this one down
+    exit_with_parent(parent=parent)  # a main process killed with SIGKILL takes this one down
     quiet_noise()
     try:
         ctx, tokenizer = payload.get()
