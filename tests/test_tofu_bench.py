@@ -33,7 +33,9 @@ def test_forget01_data_sizes_and_retain_pairing(tofu_dir: Path) -> None:
     assert data.retain_train == data.retain
     assert not set(data.forget) & set(data.retain) and set(data.forget) | set(data.retain) == set(data.target_train)
     assert {len(p) for p in data.forget_perturbed} == {5}
-    assert len(data.refusals) > 10 and set(data.refusals) <= set(data.tokenizer_corpus)
+    # refusals are read when a refusal-based method asks, and stay out of the tokenizer corpus (which keys the model)
+    assert data.refusals == [] and len(data.refusal_answers()) > 10
+    assert not set(data.refusal_answers()) & set(data.tokenizer_corpus)
     # TOFU ds_size: every split capped at 300; forget01 has only 40.
     sizes = {k: len(v) for k, v in b.eval_splits().items()}
     assert sizes == {"retain": 300, "real_authors": 100, "world_facts": 117, "forget": 40}

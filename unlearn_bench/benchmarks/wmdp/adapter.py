@@ -64,8 +64,9 @@ def is_local(spec: str) -> bool:
 
 
 def corpus_ids(specs: list[str]) -> list[str]:
-    """Hub specs as given, local files as absolute paths (the cache key should not depend on the working dir)."""
-    return [str(Path(s).expanduser().resolve()) if is_local(s) else s for s in specs]
+    """Hub specs as given, local files by name: their contents reach the cache key through the training texts'
+    digest (`Context.model_key`), so neither the working dir nor a moved file changes it."""
+    return [f"local:{Path(s).name}" if is_local(s) else s for s in specs]
 
 
 def read_corpus_file(path: Path) -> list[str]:
