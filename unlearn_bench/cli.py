@@ -10,6 +10,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from unlearn_bench.config import register_configs
+from unlearn_bench.runtime.errors import exit_on_input_error
 from unlearn_bench.runtime.launch import worker_argv
 from unlearn_bench.runtime.workers import exit_with_sweep, mark_sweep_main
 
@@ -33,6 +34,7 @@ def main(cfg: DictConfig) -> None:
         record = run(cfg)
     except Exception as e:  # in a sweep, one failed run must not stop the others
         if hydra_cfg.mode != RunMode.MULTIRUN:
+            exit_on_input_error(e)  # a config or data error as one line, exit status 2
             raise
         log.exception("run failed: %s", e)
         try:  # nor may recording the failure (an unwritable results folder, a bad model.name)

@@ -75,8 +75,15 @@ def unknown_fields(node: DictConfig, schema: type, prefix: str) -> list[str]:
     return found
 
 
+# Bounds that a field's type cannot express: numpy's RNG (seed_everything) takes seeds in [0, 2**32).
+SEED_RANGE = (0, 2**32)
+
+
 def check_fields(cfg: DictConfig) -> None:
-    """Every field of the run config is declared by its group's schema; a ConfigError lists the valid ones."""
+    """Every field of the run config is declared by its group's schema (a ConfigError lists the valid ones), and
+    the seed is within SEED_RANGE."""
+    if not SEED_RANGE[0] <= cfg.seed < SEED_RANGE[1]:
+        raise ConfigError(f"seed={cfg.seed}: must be an integer with 0 <= seed < 2**32 (numpy's seed range)")
     from unlearn_bench.benchmarks.registry import bench_config_class
     from unlearn_bench.config import RunConfig, method_schema
     from unlearn_bench.methods.registry import method_class

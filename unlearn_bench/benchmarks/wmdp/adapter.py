@@ -26,11 +26,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
-import datasets
-
 from unlearn_bench.benchmarks.base import BenchData, EvalOutput, Metric
 from unlearn_bench.benchmarks.fictitious.hazard import FictitiousHazard
 from unlearn_bench.benchmarks.wmdp.data import check_offline_tasks
+from unlearn_bench.data.hub import load_hub_dataset
 from unlearn_bench.data.records import QA, DataError, read_json_records, read_text, require_field
 from unlearn_bench.evaluation.lm import LM
 from unlearn_bench.evaluation.lm_eval import evaluate_tasks
@@ -83,8 +82,11 @@ def read_hub_corpus(spec: str) -> list[str]:
     if len(parts) not in (2, 3):
         raise ValueError(f"corpus {spec!r}: expected <dataset>:<config>[:<split>] or a .jsonl/.json/.txt file")
     try:
-        ds = datasets.load_dataset(parts[0], parts[1], split=parts[2] if len(parts) == 3 else "train")
-    except Exception as e:  # network, gating and unknown names all surface here, with differing types
+        ds = load_hub_dataset(parts[0], parts[1], parts[2] if len(parts) == 3 else "train",
+                              local_field="bench.forget_corpora / bench.retain_corpora")
+    except DataError:  # the hub out of reach: said with the offline way
+        raise
+    except Exception as e:  # gating and unknown names surface here, with differing types
         raise DataError(f"corpus {spec!r}: cannot load it from the hub ({type(e).__name__}: {e}); "
                         "a local .jsonl file of {\"text\": ...} records works offline") from e
     if "text" not in ds.column_names:
