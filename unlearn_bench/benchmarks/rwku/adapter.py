@@ -65,7 +65,8 @@ from unlearn_bench.benchmarks.rwku.data import (
     load_target,
     select_targets,
 )
-from unlearn_bench.benchmarks.rwku.utility import UTILITY_TASKS, evaluate_utility, utility_records
+from unlearn_bench.benchmarks.rwku.config import UTILITY_TASKS
+from unlearn_bench.benchmarks.rwku.utility import evaluate_utility, utility_records
 from unlearn_bench.data.records import QA, DataError
 from unlearn_bench.evaluation.lm import LM
 from unlearn_bench.evaluation.mia_eval import mia_scores
