@@ -63,7 +63,8 @@ def test_plain_bf16_adamw_loses_the_updates():
     (1, 8, 3, 3),     # an epoch smaller than one accumulation group still steps
 ])
 def test_step_count_follows_hf_trainer(batches, accum, epochs, expected):
-    from unlearn_bench.training.loop import OptimSettings, total_steps
+    from unlearn_bench.training.loop import total_steps
+    from unlearn_bench.training.settings import OptimSettings
 
     assert total_steps(OptimSettings(epochs=epochs, grad_accum=accum), batches) == expected
 
@@ -81,7 +82,8 @@ def test_short_last_group_steps_with_its_own_mean():
     mean loss."""
     from unlearn_bench.methods.base import LossOutput
     from unlearn_bench.runtime.device import make_accelerator
-    from unlearn_bench.training.loop import OptimSettings, train
+    from unlearn_bench.training.loop import train
+    from unlearn_bench.training.settings import OptimSettings
 
     model = torch.nn.Linear(1, 1)
     seen: list[float] = []

@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from dataclasses import dataclass, field
 
+from unlearn_bench.diagnostics.settings import SequentialConfig
 from unlearn_bench.training import recipes
 from unlearn_bench.benchmarks.base import Metric
 from unlearn_bench.diagnostics.common import DiagInputs
@@ -26,12 +26,6 @@ from unlearn_bench.methods.base import is_inference_time
 from unlearn_bench.models import loading
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class SequentialConfig:
-    requests: int = 3
-    metrics: list[str] = field(default_factory=lambda: ["model_utility", "forget_quality", "forget_rouge", "forget_prob"])
 
 
 def split_requests(n: int, k: int) -> list[range]:

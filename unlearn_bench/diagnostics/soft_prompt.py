@@ -11,28 +11,18 @@ from __future__ import annotations
 
 import dataclasses
 from contextlib import contextmanager
-from dataclasses import dataclass
-from typing import Iterator, Optional
+from typing import Iterator
 
 import numpy as np
 import torch
 from transformers import PreTrainedModel
 from transformers.modeling_outputs import CausalLMOutput
 
+from unlearn_bench.diagnostics.settings import SoftPromptConfig
 from unlearn_bench.training import recipes
 from unlearn_bench.data.records import QA
 from unlearn_bench.diagnostics.common import Attack, DiagInputs
 from unlearn_bench.evaluation.lm import LM
-from unlearn_bench.training.loop import OptimFields
-
-
-@dataclass
-class SoftPromptConfig(OptimFields):
-    n_tokens: int = 8
-    lr: float = 1e-2
-    batch_size: Optional[int] = None  # None: the model's fine-tuning batch size
-    epochs: float = 1
-    max_steps: int = 10
 
 
 def check(cfg: SoftPromptConfig) -> None:

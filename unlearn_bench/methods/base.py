@@ -35,9 +35,8 @@ black-box diagnostics (`DiagInputs.lm()`) and the sequential diagnostic. Attacks
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from unlearn_bench.runtime.lazy import F, torch  # imported on first use: composing a config needs no torch
 
-import torch
-import torch.nn.functional as F
 
 IGNORE_INDEX = -100
 KL_KINDS = ("kl", "kl_answer")  # every position (TOFU, open-unlearning) | answer tokens only

@@ -17,7 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 from unlearn_bench.benchmarks.base import SELF_REFERENCE, EvalOutput, GeneratesForgetCorpus
 from unlearn_bench.benchmarks.registry import build_benchmark
 from unlearn_bench.data.collate import PromptFormat
-from unlearn_bench.diagnostics import check_settings, run_diagnostics
+from unlearn_bench.diagnostics.stage import check_settings, run_diagnostics
 from unlearn_bench.evaluation import cost
 from unlearn_bench.methods.registry import method_class
 from unlearn_bench.models import loading

@@ -3,8 +3,10 @@
 Why: the tiny model's steps are too small to keep two cores busy. On the 2-core machine one thread trains at
 23.5 steps/s and two threads at 33.8 (`scripts/bench_train.py`), so two one-thread trainings side by side
 finish sooner than two two-thread trainings in turn. The child trains through the same
-`runner.finetuned_model` and writes the same cache entry, which the parent then reads as a cache hit; the
-thread count does not change the weights (tests/test_side_process.py compares them bit for bit).
+`context.finetuned_model` and writes the same cache entry, which the parent then reads as a cache hit. Each side
+trains on one thread, and a one-thread sequential run gives the same weights bit for bit
+(tests/test_side_process.py); a two-thread run may differ in float rounding on CPUs whose matmul reduction
+order follows the thread count.
 
 Off (`parallel_finetune=false`) or not worthwhile: on CUDA, under `accelerate launch`, with one thread, for a
 fine-tune of fewer than `MIN_STEPS` steps, when either model is already cached, when the retain model is given

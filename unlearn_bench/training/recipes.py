@@ -19,7 +19,8 @@ from unlearn_bench.evaluation.wrapper import InferenceWrapper
 from unlearn_bench.methods.base import LossOutput, batch_nll, is_inference_time
 from unlearn_bench.models import lora
 from unlearn_bench.runtime.device import prepare_frozen
-from unlearn_bench.training.loop import OptimFields, OptimSettings, TrainResult, train
+from unlearn_bench.training.loop import TrainResult, train
+from unlearn_bench.training.settings import OptimFields, OptimSettings
 
 
 def optim_settings(cfg: Any) -> OptimSettings:
