@@ -134,10 +134,21 @@ def override_field_errors(args: list[str], defaults: dict[str, str]) -> list[str
 
 
 def check_method_fits(method: Any, name: str, data: BenchData) -> None:
-    """The method's alternate answers (refusals, perturbed answers) exist in this benchmark's data."""
+    """The method's alternate answers (refusals, perturbed answers) exist in this benchmark's data, or, for answers
+    the target model generates, the forget records have questions to answer; a method that needs retain data has it."""
     from unlearn_bench.pipeline.stages import method_alternates
 
-    method_alternates(method, name, data)
+    if getattr(method, "needs_retain", False) and not data.retain:
+        raise ValueError(f"method '{name}' needs retain data, which this benchmark run has none of "
+                         "(RWKU: set bench.retain_corpus)")
+    if method.alternate != "generated":
+        method_alternates(method, name, data)
+        return
+    raw = sum(qa.question is None for qa in data.forget)
+    if raw:
+        raise ValueError(f"method '{name}' trains on alternate answers the target model writes to each forget question, "
+                         f"but {raw} of the {len(data.forget)} forget records are raw text without a question "
+                         "(MUSE's and WMDP's corpora, RWKU's passages): use a QA benchmark (fictitious, tofu)")
 
 
 def check_train_window(data: BenchData, max_length: int) -> None:
