@@ -3,7 +3,11 @@
 A method is a small dataclass whose fields are its hyperparameters, with:
   intent: ClassVar[str]            "removal" or "suppression": what the method is meant to achieve
   needs_reference: ClassVar[bool]  the runner builds one frozen copy of the starting model only if True
-  alternate: ClassVar[str | None]  "refusal" / "perturbed": forget questions paired with other answers
+  alternate: ClassVar[str | None]  "refusal" / "perturbed": forget questions paired with other answers;
+                                   "generated": answers the target model writes, from the method's
+                                   generate_alternates(lm, forget) and generation_key() (altpo; the runner
+                                   generates them once per target and caches them)
+  needs_retain: ClassVar[bool]     (optional) the method fails at start on a benchmark without retain data
   def loss(self, model, batch: UnlearnBatch, reference) -> LossOutput
 and optional hooks (looked up with getattr, so methods define only what they use):
   def trainable_parameters(self, model) -> Iterable[nn.Parameter]   (default: all)
@@ -11,6 +15,7 @@ and optional hooks (looked up with getattr, so methods define only what they use
   def backward(self, model, batch, reference) -> LossOutput          (fills .grad itself instead of the
                                                                       loop calling loss().backward(); see ngdiff)
   def finalize(self, model, reference) -> None                       (after the loop; see task_negation)
+State across steps lives on the method object; `batch.epoch` says which epoch a batch belongs to (see pdu).
 Each method module exposes `METHOD = TheClass`; `unlearn_bench.methods.registry` finds them.
 
 Inference-time methods leave the weights as they are and change what the evaluators see instead: the prompt
