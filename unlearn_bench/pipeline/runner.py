@@ -142,6 +142,7 @@ def run(cfg: DictConfig) -> RunRecord:
     ctx = Context(cfg, bench, data, fmt, accelerator, fingerprint["digest"])
 
     tokenizer = loading.base_tokenizer(cfg.model, data.tokenizer_corpus)
+    validation.check_prompt_format(fmt, tokenizer, cfg.model)
     with side_process.retain_alongside(ctx, tokenizer):  # on CPU, the retain model trains in a second process
         target_dir = finetuned_model(ctx, "target", data.target_train, tokenizer)
         if isinstance(bench, GeneratesForgetCorpus) and (generation := bench.generation_key()) is not None:

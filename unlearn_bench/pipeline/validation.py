@@ -151,6 +151,30 @@ def check_method_fits(method: Any, name: str, data: BenchData) -> None:
                          "(MUSE's and WMDP's corpora, RWKU's passages): use a QA benchmark (fictitious, tofu)")
 
 
+def check_prompt_format(fmt: Any, tokenizer: Any, model_cfg: Any) -> None:
+    """The model's prompt format renders with this tokenizer: a known format, and for `chat` a chat template that
+    accepts the configured turns (Gemma's rejects a system turn), checked before any training rather than at the
+    first evaluation prompt."""
+    from jinja2 import TemplateError
+
+    from unlearn_bench.data.collate import TEMPLATES
+
+    where = f"model={model_cfg.name} (model.path={model_cfg.path})"
+    if fmt.name != "chat":
+        if fmt.name not in TEMPLATES:
+            raise ValueError(f"{where}: model.prompt_format='{fmt.name}' is not one of chat, {', '.join(TEMPLATES)}")
+        return
+    if not getattr(tokenizer, "chat_template", None):
+        raise ValueError(f"{where}: model.prompt_format=chat, but its tokenizer has no chat template (a base model?): "
+                         f"use one of {', '.join(TEMPLATES)}, or a tokenizer that has one (model.tokenizer_path)")
+    try:
+        fmt.prompt("question", tokenizer)
+        fmt.turn_end(tokenizer)
+    except TemplateError as err:  # a template's raise_exception(...) too
+        raise ValueError(f"{where}: its chat template fails on a question with model.system_prompt="
+                         f"{fmt.system_prompt!r}: {err}") from err
+
+
 def check_train_window(data: BenchData, max_length: int) -> None:
     """Token windows are batched as cut (`collate.token_windows`): they must fit the model's context."""
     if data.train_window is not None and data.train_window > max_length:
