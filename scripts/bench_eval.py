@@ -24,7 +24,7 @@ from unlearn_bench.runtime.device import make_accelerator, seed_everything
 from unlearn_bench.evaluation.lm import LM
 from unlearn_bench.methods.base import IGNORE_INDEX
 from unlearn_bench.models.tiny import build_tiny_model, train_tokenizer
-from unlearn_bench.pipeline.stages import finetune
+from unlearn_bench.training.recipes import finetune
 
 REPO = Path(__file__).resolve().parents[1]
 

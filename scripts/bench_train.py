@@ -13,14 +13,16 @@ import time
 
 import torch
 
-from unlearn_bench.benchmarks.fictitious.adapter import FictitiousBenchmark, FictitiousConfig
+from unlearn_bench.benchmarks.fictitious.adapter import FictitiousBenchmark
+from unlearn_bench.benchmarks.fictitious.config import FictitiousConfig
 from unlearn_bench.data.batching import finetune_epochs
 from unlearn_bench.data.collate import PromptFormat, collate
 from unlearn_bench.data.records import iter_chunks
 from unlearn_bench.runtime.device import make_accelerator
 from unlearn_bench.methods.base import LossOutput, UnlearnBatch, batch_nll, forward_logits, shifted_token_nll
 from unlearn_bench.models.tiny import build_tiny_model, train_tokenizer
-from unlearn_bench.training.loop import OptimSettings, train
+from unlearn_bench.training.loop import train
+from unlearn_bench.training.settings import OptimSettings
 
 
 def matmul_peak(n: int = 1024, repeats: int = 10) -> float:

@@ -9,7 +9,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from unlearn_bench.benchmarks.tofu.adapter import TofuBenchmark, TofuConfig
+from unlearn_bench.benchmarks.tofu.adapter import TofuBenchmark
+from unlearn_bench.benchmarks.tofu.config import TofuConfig
 from unlearn_bench.data.collate import PromptFormat
 from unlearn_bench.models.tiny import train_tokenizer
 

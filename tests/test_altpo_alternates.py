@@ -16,7 +16,8 @@ from unlearn_bench.data.records import QA
 from unlearn_bench.evaluation.lm import LM
 from unlearn_bench.methods.altpo import INSTRUCTION, alternate_prompt, cut_at_stop_strings
 from unlearn_bench.methods.registry import method_class
-from unlearn_bench.pipeline import stages, validation
+from unlearn_bench.pipeline import validation
+from unlearn_bench.training import recipes
 
 ITEM = QA("Where was Basil Mahfouz Al-Kuwaiti born?", "In Kuwait City.")
 
@@ -62,7 +63,7 @@ def test_generated_alternates_need_forget_questions_at_start():
     qa = BenchData([], [], [ITEM], [ITEM])
     validation.check_method_fits(altpo, "altpo", qa)  # generated later, from the questions
     with pytest.raises(ValueError, match="altpo.*alternate answers the target model writes"):
-        stages.method_alternates(altpo, "altpo", qa)  # ... and needed by then
+        recipes.method_alternates(altpo, "altpo", qa)  # ... and needed by then
     raw = BenchData([], [], [QA(None, "Some article text.")], [ITEM])
     with pytest.raises(ValueError, match="method 'altpo'.*1 of the 1 forget records are raw text"):
         validation.check_method_fits(altpo, "altpo", raw)

@@ -12,17 +12,19 @@ import numpy as np
 import pytest
 import torch
 
-from unlearn_bench.benchmarks.fictitious.adapter import FictitiousBenchmark, FictitiousConfig
+from unlearn_bench.benchmarks.fictitious.adapter import FictitiousBenchmark
+from unlearn_bench.benchmarks.fictitious.config import FictitiousConfig
 from unlearn_bench.data.collate import PromptFormat
 from unlearn_bench.data.records import EvalQA
-from unlearn_bench.diagnostics import check_names
+from unlearn_bench.diagnostics.stage import check_names
 from unlearn_bench.diagnostics.controls import banned_tokens, suppression
 from unlearn_bench.diagnostics.groups import disjoint_split, forget_groups
 from unlearn_bench.diagnostics.partial import split_answer
 from unlearn_bench.diagnostics.probe import choose_attribute, labelled_questions, per_example, probe_correct, question_features
 from unlearn_bench.diagnostics.quantize import rtn_quantize_
 from unlearn_bench.diagnostics.rephrase import mcq_accuracy
-from unlearn_bench.diagnostics.sampling import SamplingConfig, best_of_k, leaks, sample_answers
+from unlearn_bench.diagnostics.sampling import best_of_k, leaks, sample_answers
+from unlearn_bench.diagnostics.settings import SamplingConfig
 from unlearn_bench.diagnostics.sequential import split_requests
 from unlearn_bench.diagnostics.share import Share, bootstrap_share, knowledge_share
 from unlearn_bench.diagnostics.soft_prompt import SoftPrompted, frozen
@@ -129,7 +131,8 @@ def test_relearn_split_keeps_world_authors_whole():
 
 
 def test_relearn_split_keeps_real_tofu_authors_whole(shared_data):
-    from unlearn_bench.benchmarks.tofu.adapter import TofuBenchmark, TofuConfig
+    from unlearn_bench.benchmarks.tofu.adapter import TofuBenchmark
+    from unlearn_bench.benchmarks.tofu.config import TofuConfig
 
     examples = TofuBenchmark(TofuConfig(data_dir=str(shared_data / "tofu"), eval_max_examples=None)).eval_splits()["forget"]
     groups = forget_groups(examples, "tofu")

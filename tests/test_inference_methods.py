@@ -111,7 +111,7 @@ def test_uld_wrapper_subtracts_the_assistant_in_every_lm_call(tiny_lm):
 def test_uld_fit_trains_the_assistant_and_leaves_the_target(tiny_lm):
     from accelerate import Accelerator
 
-    from unlearn_bench.training.loop import OptimSettings
+    from unlearn_bench.training.settings import OptimSettings
 
     model, tok = tiny_lm
     before = {k: v.clone() for k, v in model.state_dict().items()}

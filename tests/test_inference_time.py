@@ -13,7 +13,8 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from unlearn_bench.pipeline import runner, stages
+from unlearn_bench.pipeline import runner
+from unlearn_bench.training import recipes
 from unlearn_bench.benchmarks.base import BenchData
 from unlearn_bench.data.collate import PromptFormat
 from unlearn_bench.data.records import QA
@@ -121,7 +122,7 @@ def test_unlearn_fits_an_inference_time_method_without_training(tiny_lm):
                                    "scheduler": "linear"})
     probe = Probe()
     assert is_inference_time(probe)
-    result = stages.unlearn(model, tok, probe, method_cfg, data, PromptFormat(), 64, 0, Accelerator(cpu=True))
+    result = recipes.unlearn(model, tok, probe, method_cfg, data, PromptFormat(), 64, 0, Accelerator(cpu=True))
     assert (result.status, result.steps, result.history) == ("ok", 0, [])
     assert probe.fitted == [3]
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())

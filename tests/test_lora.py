@@ -31,7 +31,7 @@ def _weights(model):
 
 def test_lora_finetuning_merges_into_the_model(tiny_lm):
     from unlearn_bench.runtime.device import make_accelerator
-    from unlearn_bench.pipeline.stages import finetune
+    from unlearn_bench.training.recipes import finetune
 
     model, tok = copy.deepcopy(tiny_lm[0]), tiny_lm[1]
     before = _weights(model)
@@ -50,7 +50,7 @@ def test_lora_composes_with_rmu_trainable_layers(tiny_lm):
     from unlearn_bench.benchmarks.base import BenchData
     from unlearn_bench.runtime.device import make_accelerator
     from unlearn_bench.methods.rmu import RMU
-    from unlearn_bench.pipeline.stages import unlearn
+    from unlearn_bench.training.recipes import unlearn
 
     model, tok = copy.deepcopy(tiny_lm[0]), tiny_lm[1]
     before = _weights(model)
@@ -68,7 +68,7 @@ def test_lora_targets_missing_the_hooked_module_fail_clearly(tiny_lm):
     from unlearn_bench.benchmarks.base import BenchData
     from unlearn_bench.runtime.device import make_accelerator
     from unlearn_bench.methods.rmu import RMU
-    from unlearn_bench.pipeline.stages import unlearn
+    from unlearn_bench.training.recipes import unlearn
 
     model, tok = copy.deepcopy(tiny_lm[0]), tiny_lm[1]
     with pytest.raises(ValueError, match="model.lora.target_modules"):

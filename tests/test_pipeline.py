@@ -82,7 +82,8 @@ def test_forget_vs_holdout_auc_rows_separate_a_memorising_model(tiny_lm):
     from unlearn_bench.methods.base import LossOutput, batch_nll
     from unlearn_bench.data.batching import finetune_epochs
     from unlearn_bench.runtime.device import make_accelerator
-    from unlearn_bench.training.loop import OptimSettings, train
+    from unlearn_bench.training.loop import train
+    from unlearn_bench.training.settings import OptimSettings
     import copy
 
     model, tok = copy.deepcopy(tiny_lm[0]), tiny_lm[1]
@@ -106,7 +107,8 @@ def test_training_follows_the_configured_schedule(tiny_lm, schedule):
     from unlearn_bench.data.records import QA
     from unlearn_bench.runtime.device import make_accelerator
     from unlearn_bench.methods.base import LossOutput, batch_nll
-    from unlearn_bench.training.loop import OptimSettings, train
+    from unlearn_bench.training.loop import train
+    from unlearn_bench.training.settings import OptimSettings
 
     model, tok = copy.deepcopy(tiny_lm[0]), tiny_lm[1]
     data = [QA(f"q{i}", f"a{i}") for i in range(8)]

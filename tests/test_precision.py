@@ -15,7 +15,7 @@ def _changed_fraction(saved_model_dir, dtype: str) -> tuple[float, set[torch.dty
     from unlearn_bench.data.records import QA
     from unlearn_bench.runtime.device import make_accelerator, seed_everything
     from unlearn_bench.models import loading
-    from unlearn_bench.pipeline.stages import finetune
+    from unlearn_bench.training.recipes import finetune
 
     cfg = OmegaConf.create({"dtype": dtype, "trust_remote_code": False, "gradient_checkpointing": False})
     model = loading.load_saved(saved_model_dir, cfg)
@@ -63,7 +63,8 @@ def test_plain_bf16_adamw_loses_the_updates():
     (1, 8, 3, 3),     # an epoch smaller than one accumulation group still steps
 ])
 def test_step_count_follows_hf_trainer(batches, accum, epochs, expected):
-    from unlearn_bench.training.loop import OptimSettings, total_steps
+    from unlearn_bench.training.loop import total_steps
+    from unlearn_bench.training.settings import OptimSettings
 
     assert total_steps(OptimSettings(epochs=epochs, grad_accum=accum), batches) == expected
 
@@ -81,7 +82,8 @@ def test_short_last_group_steps_with_its_own_mean():
     mean loss."""
     from unlearn_bench.methods.base import LossOutput
     from unlearn_bench.runtime.device import make_accelerator
-    from unlearn_bench.training.loop import OptimSettings, train
+    from unlearn_bench.training.loop import train
+    from unlearn_bench.training.settings import OptimSettings
 
     model = torch.nn.Linear(1, 1)
     seen: list[float] = []

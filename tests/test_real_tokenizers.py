@@ -112,7 +112,7 @@ def test_llama3_chat_answers_end_in_eot_as_open_unlearning_scores_them(llama3):
 
 
 def test_chat_system_prompt_and_date_reach_the_template_and_the_cache_key(llama3, compose_cfg):
-    from unlearn_bench.pipeline.runner import Context
+    from unlearn_bench.pipeline.context import Context
 
     tok = copy.deepcopy(llama3)
     tok.chat_template = ("{% for m in messages %}[{{ m['role'] }}|{{ m['content'] }}]{% endfor %}"

@@ -12,7 +12,8 @@ import pytest
 import torch
 
 from unlearn_bench.benchmarks.fictitious.rwku_targets import ATTACKS, REVERSE_QUERY
-from unlearn_bench.benchmarks.rwku.adapter import RwkuBenchmark, RwkuConfig
+from unlearn_bench.benchmarks.rwku.adapter import RwkuBenchmark
+from unlearn_bench.benchmarks.rwku.config import RwkuConfig
 from unlearn_bench.benchmarks.rwku.data import FB
 from unlearn_bench.data.collate import PromptFormat
 from unlearn_bench.data.records import QA, DataError

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from unlearn_bench.benchmarks.tofu.adapter import TofuBenchmark, TofuConfig
+from unlearn_bench.benchmarks.tofu.adapter import TofuBenchmark
+from unlearn_bench.benchmarks.tofu.config import TofuConfig
 from unlearn_bench.data.records import DataError
 from unlearn_bench.pipeline.runner import run, run_dir_for
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 
-from unlearn_bench.benchmarks.fictitious.adapter import FictitiousBenchmark, FictitiousConfig
+from unlearn_bench.benchmarks.fictitious.adapter import FictitiousBenchmark
+from unlearn_bench.benchmarks.fictitious.config import FictitiousConfig
 from unlearn_bench.data.collate import PromptFormat
 from unlearn_bench.data.records import QA
-from unlearn_bench.pipeline.runner import Context
+from unlearn_bench.pipeline.context import Context
 
 
 def _context(compose_cfg, smoke_overrides, data=None) -> Context:

@@ -16,7 +16,8 @@ import torch
 
 from unlearn_bench.pipeline import validation
 from unlearn_bench.store import cache, fingerprints
-from unlearn_bench.benchmarks.tofu.adapter import TofuBenchmark, TofuConfig
+from unlearn_bench.benchmarks.tofu.adapter import TofuBenchmark
+from unlearn_bench.benchmarks.tofu.config import TofuConfig
 from unlearn_bench.config import UtilityEvalConfig
 from unlearn_bench.data.collate import PromptFormat
 from unlearn_bench.data.records import QA, DataError, read_json_records

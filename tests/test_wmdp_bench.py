@@ -10,7 +10,8 @@ import pytest
 
 from unlearn_bench.benchmarks.fictitious.hazard import hazard_world, mc_questions
 from unlearn_bench.benchmarks.registry import build_benchmark
-from unlearn_bench.benchmarks.wmdp.adapter import WmdpConfig, load_corpus
+from unlearn_bench.benchmarks.wmdp.adapter import load_corpus
+from unlearn_bench.benchmarks.wmdp.config import WmdpConfig
 from unlearn_bench.data.records import DataError
 from unlearn_bench.pipeline.runner import run, run_dir_for
 

@@ -1,4 +1,5 @@
-from unlearn_bench.benchmarks.fictitious.adapter import FictitiousBenchmark, FictitiousConfig
+from unlearn_bench.benchmarks.fictitious.adapter import FictitiousBenchmark
+from unlearn_bench.benchmarks.fictitious.config import FictitiousConfig
 from unlearn_bench.benchmarks.fictitious.world import _TEMPLATES, generate_world
 
 

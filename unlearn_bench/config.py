@@ -16,11 +16,11 @@ from omegaconf import MISSING
 
 from unlearn_bench.benchmarks.registry import BENCHMARKS, bench_config_class
 from unlearn_bench.data.collate import DATE_STRING
-from unlearn_bench.diagnostics import DiagnosticsConfig
+from unlearn_bench.diagnostics.settings import DiagnosticsConfig
 from unlearn_bench.evaluation.cost import CostConfig
 from unlearn_bench.methods.registry import method_classes
 from unlearn_bench.models.lora import LoraSettings
-from unlearn_bench.training.loop import OptimFields
+from unlearn_bench.training.settings import OptimFields
 
 
 @dataclass

@@ -10,7 +10,8 @@ import torch
 
 from unlearn_bench.runtime.device import make_accelerator
 from unlearn_bench.methods.base import Batch, LossOutput, UnlearnBatch
-from unlearn_bench.training.loop import OptimSettings, train
+from unlearn_bench.training.loop import train
+from unlearn_bench.training.settings import OptimSettings
 
 
 class Item:

@@ -4,10 +4,11 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from unlearn_bench.data.records import QA
-from unlearn_bench.evaluation.lm import LM
+if TYPE_CHECKING:
+    from unlearn_bench.evaluation.lm import LM
 
 
 # Passed as `reference` when the model being evaluated is the retain reference itself.

@@ -1,15 +1,17 @@
-"""Benchmark adapters by name: each module has a config dataclass and `build(cfg) -> Benchmark`."""
+"""Benchmark adapters by name: each folder has a config schema (`config.py`, read when a config is composed, so
+it imports nothing heavy) and an adapter module with `build(cfg) -> Benchmark`."""
 from __future__ import annotations
 
 import dataclasses
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from unlearn_bench.benchmarks.base import Benchmark
+if TYPE_CHECKING:
+    from unlearn_bench.benchmarks.base import Benchmark
 
-# name -> (module, config class name)
+# name -> (adapter module, config class name); the class lives in the adapter's folder's config.py
 BENCHMARKS: dict[str, tuple[str, str]] = {
     "fictitious": ("unlearn_bench.benchmarks.fictitious.adapter", "FictitiousConfig"),
     "rwku": ("unlearn_bench.benchmarks.rwku.adapter", "RwkuConfig"),
@@ -23,7 +25,7 @@ def bench_config_class(name: str) -> type:
     if name not in BENCHMARKS:
         raise KeyError(f"unknown benchmark '{name}'; available: {', '.join(BENCHMARKS)}")
     module, cls = BENCHMARKS[name]
-    return getattr(importlib.import_module(module), cls)
+    return getattr(importlib.import_module(module.rsplit(".", 1)[0] + ".config"), cls)
 
 
 def build_benchmark(cfg: DictConfig | Any) -> Benchmark:

@@ -2,13 +2,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
-import torch
-from transformers import PreTrainedTokenizerBase
-
+from unlearn_bench.runtime.lazy import torch  # imported on first use: composing a config needs no torch
 from unlearn_bench.data.records import QA
 from unlearn_bench.methods.base import IGNORE_INDEX, Batch
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
 
 # Question formats of the models TOFU and open-unlearning fine-tune: (prompt, answer prefix). The prompt is what
 # generation starts from; the answer prefix is scored with the answer. TOFU config/model_config.yaml: phi has

@@ -8,14 +8,9 @@ Answers of one word have no rest to complete and are left out.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 
+from unlearn_bench.diagnostics.settings import PartialConfig
 from unlearn_bench.diagnostics.common import Attack, DiagInputs, rouge_attack
-
-
-@dataclass
-class PartialConfig:
-    fraction: float = 0.5  # share of the answer's words given in the prompt (at least one, never all)
 
 
 def check(cfg: PartialConfig) -> None:

@@ -13,8 +13,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from dataclasses import dataclass
-from typing import Optional, Sequence
+from typing import Sequence
 
 import numpy as np
 import torch
@@ -23,6 +22,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from transformers import PreTrainedModel
 
+from unlearn_bench.diagnostics.settings import ProbeConfig
 from unlearn_bench.data.collate import pad_batch
 from unlearn_bench.data.records import EvalQA, iter_chunks
 from unlearn_bench.runtime.device import eval_device
@@ -30,13 +30,6 @@ from unlearn_bench.diagnostics.common import Attack, DiagInputs
 from unlearn_bench.evaluation.lm import LM
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class ProbeConfig:
-    layer: Optional[int] = None      # index into hidden_states (0 = embeddings); None = the middle layer
-    attribute: Optional[int] = None  # meta["attribute"] to predict; None = chosen by `choose_attribute`
-    C: float = 1.0                   # inverse L2 strength of the logistic regression
 
 
 def choose_attribute(train: Sequence[EvalQA], test: Sequence[EvalQA]) -> int | None:

@@ -13,21 +13,15 @@ from __future__ import annotations
 import copy
 import importlib.util
 import tempfile
-from dataclasses import dataclass, field
 
 import torch
 from transformers import PreTrainedModel
 
+from unlearn_bench.diagnostics.settings import QuantizeConfig
 from unlearn_bench.diagnostics.common import Attack, DiagInputs, rouge_attack
 from unlearn_bench.models import loading
 
 METHODS = ("rtn", "bnb")
-
-
-@dataclass
-class QuantizeConfig:
-    bits: list[int] = field(default_factory=lambda: [8, 4])
-    method: str = "rtn"  # rtn | bnb
 
 
 def check(cfg: QuantizeConfig) -> None:

@@ -15,31 +15,18 @@ from __future__ import annotations
 import copy
 import dataclasses
 import logging
-from dataclasses import dataclass
-from typing import Any, Iterable, Optional
+from typing import Any, Iterable
 
 import torch
 
-from unlearn_bench.pipeline import stages
+from unlearn_bench.diagnostics.settings import RelearnConfig
+from unlearn_bench.training import recipes
 from unlearn_bench.diagnostics.common import Attack, DiagInputs, rouge_attack
-from unlearn_bench.training.loop import OptimFields
 
 log = logging.getLogger(__name__)
 
 # Which parameters the attacker trains, by module name (Llama/Phi/Mistral naming).
 PARAMS = {"all": lambda name: True, "mlp": lambda name: ".mlp." in name, "attention": lambda name: ".self_attn." in name}
-
-
-@dataclass
-class RelearnConfig(OptimFields):
-    """`stages.finetune`'s fields; None takes the model's fine-tuning value (`model.finetune`)."""
-
-    train_fraction: float = 0.5   # share of the forget groups trained on (the rest are scored)
-    lr: Optional[float] = None
-    batch_size: Optional[int] = None
-    epochs: float = 1
-    max_steps: int = 10
-    params: str = "all"           # all | mlp | attention
 
 
 def check(cfg: RelearnConfig) -> None:
@@ -71,7 +58,7 @@ def attacks(inputs: DiagInputs, cfg: RelearnConfig) -> list[Attack]:
 
     def relearned(model: torch.nn.Module) -> torch.nn.Module | None:
         attacked = copy.deepcopy(model)
-        result = stages.finetune(attacked, inputs.tokenizer, [examples[i].as_qa() for i in train_idx], inputs.fmt,
+        result = recipes.finetune(attacked, inputs.tokenizer, [examples[i].as_qa() for i in train_idx], inputs.fmt,
                                  settings, inputs.cfg.model.max_length, inputs.seed, inputs.accelerator,
                                  desc="diag:relearn", parameters=trained_parameters(attacked, cfg.params))
         if result.status != "ok":

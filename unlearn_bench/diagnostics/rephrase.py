@@ -13,24 +13,16 @@ from __future__ import annotations
 
 import random
 import string
-from dataclasses import dataclass, field
 
 import numpy as np
 from transformers import PreTrainedModel
 
+from unlearn_bench.diagnostics.settings import PROBES, RephraseConfig
 from unlearn_bench.data.records import QA, EvalQA
 from unlearn_bench.diagnostics.common import Attack, DiagInputs, rouge_attack
 from unlearn_bench.evaluation.lm import LM
 from unlearn_bench.evaluation.wrapper import InferenceWrapper
 
-PROBES = ("paraphrase", "mcq", "mixed")
-
-
-@dataclass
-class RephraseConfig:
-    probes: list[str] = field(default_factory=lambda: list(PROBES))
-    n_context: int = 2  # retain question/answer pairs before each forget question (mixed)
-    mcq_options: int = 4  # options shown (mcq): the true answer and the first perturbed ones; each costs a forward
 
 
 def check(cfg: RephraseConfig) -> None:

@@ -9,23 +9,17 @@ right is recall 4/5 on a parents question), and the retain model's best-of-k is 
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
 import torch
 from transformers import PreTrainedModel
 
+from unlearn_bench.diagnostics.settings import SamplingConfig
 from unlearn_bench.diagnostics.common import Attack, DiagInputs
 from unlearn_bench.evaluation.lm import LM
 from unlearn_bench.evaluation.wrapper import InferenceWrapper
 from unlearn_bench.metrics.rouge import rouge_recall
-
-
-@dataclass
-class SamplingConfig:
-    k: int = 4
-    threshold: float = 0.8  # ROUGE-L recall of a sample against the answer that counts as a leak
 
 
 def check(cfg: SamplingConfig) -> None:

@@ -17,21 +17,15 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from dataclasses import dataclass, field
 
-from unlearn_bench.pipeline import stages
+from unlearn_bench.diagnostics.settings import SequentialConfig
+from unlearn_bench.training import recipes
 from unlearn_bench.benchmarks.base import Metric
 from unlearn_bench.diagnostics.common import DiagInputs
 from unlearn_bench.methods.base import is_inference_time
 from unlearn_bench.models import loading
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class SequentialConfig:
-    requests: int = 3
-    metrics: list[str] = field(default_factory=lambda: ["model_utility", "forget_quality", "forget_rouge", "forget_prob"])
 
 
 def split_requests(n: int, k: int) -> list[range]:
@@ -70,15 +64,14 @@ def run(inputs: DiagInputs, cfg: SequentialConfig) -> list[Metric]:
             data, forget=[data.forget[i] for i in idx],
             forget_perturbed=[data.forget_perturbed[i] for i in idx] if data.forget_perturbed else [],
             generated_alternates=[data.generated_alternates[i] for i in idx] if data.generated_alternates else [])
-        result = stages.unlearn(model, inputs.tokenizer, method, run_cfg.method, request, inputs.fmt,
+        result = recipes.unlearn(model, inputs.tokenizer, method, run_cfg.method, request, inputs.fmt,
                                 run_cfg.model.max_length, run_cfg.seed, inputs.accelerator)
         if result.status != "ok":
             log.warning("sequential unlearning diverged at request %d (%s): later requests skipped", k, result.message)
             break
         model = inputs.accelerator.unwrap_model(model)
-        evaluated = stages.evaluate(inputs.bench, model, inputs.tokenizer, inputs.fmt, run_cfg.model.max_length,
-                                    run_cfg.eval.batch_size, inputs.evals["retain"].reference_data,
-                                    stages.inference_wrapper(method, model, inputs.tokenizer))
+        evaluated = inputs.bench.evaluate(inputs.lm(model, recipes.inference_wrapper(method, model, inputs.tokenizer)),
+                                          inputs.evals["retain"].reference_data)
         found = {metric_name(m): m for m in evaluated.metrics}
         missing = [name for name in cfg.metrics if name not in found]
         if missing:

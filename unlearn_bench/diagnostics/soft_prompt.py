@@ -11,28 +11,18 @@ from __future__ import annotations
 
 import dataclasses
 from contextlib import contextmanager
-from dataclasses import dataclass
-from typing import Iterator, Optional
+from typing import Iterator
 
 import numpy as np
 import torch
 from transformers import PreTrainedModel
 from transformers.modeling_outputs import CausalLMOutput
 
-from unlearn_bench.pipeline import stages
+from unlearn_bench.diagnostics.settings import SoftPromptConfig
+from unlearn_bench.training import recipes
 from unlearn_bench.data.records import QA
 from unlearn_bench.diagnostics.common import Attack, DiagInputs
 from unlearn_bench.evaluation.lm import LM
-from unlearn_bench.training.loop import OptimFields
-
-
-@dataclass
-class SoftPromptConfig(OptimFields):
-    n_tokens: int = 8
-    lr: float = 1e-2
-    batch_size: Optional[int] = None  # None: the model's fine-tuning batch size
-    epochs: float = 1
-    max_steps: int = 10
 
 
 def check(cfg: SoftPromptConfig) -> None:
@@ -84,7 +74,7 @@ def attacks(inputs: DiagInputs, cfg: SoftPromptConfig) -> list[Attack]:
     def score(model: PreTrainedModel, _: object) -> np.ndarray:  # white-box: the embeddings of the bare weights
         attacked = SoftPrompted(model, cfg.n_tokens, inputs.seed)
         with frozen(model):
-            result = stages.finetune(attacked, inputs.tokenizer, [examples[i].as_qa() for i in train_idx], inputs.fmt,
+            result = recipes.finetune(attacked, inputs.tokenizer, [examples[i].as_qa() for i in train_idx], inputs.fmt,
                                      settings, inputs.cfg.model.max_length, inputs.seed, inputs.accelerator,
                                      desc="diag:soft_prompt", parameters=[attacked.prompt])
         if result.status != "ok":

@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 from unlearn_bench.benchmarks.base import BenchData, Metric
 from unlearn_bench.data.records import QA
-from unlearn_bench.evaluation.lm import LM, eval_lm
-from unlearn_bench.evaluation.wrapper import InferenceWrapper
+
+if TYPE_CHECKING:  # the scorer is imported where costs are measured: composing a config reads only CostConfig
+    from unlearn_bench.evaluation.lm import LM
+    from unlearn_bench.evaluation.wrapper import InferenceWrapper
 
 SPLIT = "cost"
 
@@ -66,5 +68,7 @@ def cost_metrics(model: Any, tokenizer: Any, fmt: Any, max_length: int, batch_si
                  wrapper: InferenceWrapper | None, data: BenchData, cfg: CostConfig, max_new_tokens: int) -> list[Metric]:
     """The overhead rows over the first `cfg.questions` forget and retain items (none when it is 0)."""
     pairs = list(data.forget[: cfg.questions]) + list(data.retain[: cfg.questions])
+    from unlearn_bench.evaluation.lm import eval_lm
+
     return inference_overhead(eval_lm(model, tokenizer, fmt, max_length, batch_size, wrapper),
                               eval_lm(model, tokenizer, fmt, max_length, batch_size), pairs, max_new_tokens, cfg.repeats)

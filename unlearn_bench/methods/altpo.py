@@ -10,7 +10,7 @@ NLL; DPO.yaml's beta 0.1, gamma 1, alpha 1), on alternates from its generate.py:
 question with its answer and asked for another answer with every fact changed (`INSTRUCTION`, generate.py's
 INST_QAS_LLAMA3_INSTR), samples `alternates_per_question` continuations (generate.yaml: 5, temperature 1, 200 new
 tokens, each cut at "Question:" and "Q:", no other filtering). The runner generates them once per target model and
-caches them (`alternates/` in the cache, pipeline/runner.py `generated_alternates`).
+caches them (`alternates/` in the cache, pipeline/context.py `generated_alternates`).
 
 Differences: the prompt is rendered in the model's own format (its chat template with generate.py's system turn;
 `llama2` as generate.py's INST_QAS_TEMPLATE; plain formats as plain lines), where generate.py hard-codes a Llama-3

@@ -32,7 +32,7 @@ Inference-time methods leave the weights as they are and change what the evaluat
       the prompt transform and/or logits hook (evaluation/wrapper.py) over what has been fitted so far.
   def question_metrics(self, splits: {split: [question]}) -> list[Metric]     (optional; rows about the
       evaluation questions themselves, e.g. a retrieval guard's hit rate per split; see rag_guard)
-`stages.unlearn` calls `fit` instead of the training loop (zero steps); the runner hands the wrapper to every
+`training.recipes.unlearn` calls `fit` instead of the training loop (zero steps); the runner hands the wrapper to every
 evaluation: the benchmark's `LM`, lm-eval utility and hazard tasks (`evaluation.lm_eval.WrappedHFLM`),
 black-box diagnostics (`DiagInputs.lm()`) and the sequential diagnostic. Attacks that need the weights
 (relearning, quantization, probes) hold the weights and so run them without the wrapper.
@@ -40,9 +40,8 @@ black-box diagnostics (`DiagInputs.lm()`) and the sequential diagnostic. Attacks
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from unlearn_bench.runtime.lazy import F, torch  # imported on first use: composing a config needs no torch
 
-import torch
-import torch.nn.functional as F
 
 IGNORE_INDEX = -100
 KL_KINDS = ("kl", "kl_answer")  # every position (TOFU, open-unlearning) | answer tokens only

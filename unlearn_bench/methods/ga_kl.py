@@ -10,8 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-import torch
-
+from unlearn_bench.runtime.lazy import torch  # imported on first use: composing a config needs no torch
 from unlearn_bench.methods.base import KL_KINDS, LossOutput, UnlearnBatch, ascent_with_retain
 
 

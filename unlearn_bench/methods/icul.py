@@ -16,12 +16,13 @@ from __future__ import annotations
 import functools
 import random
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from unlearn_bench.benchmarks.base import BenchData
-from unlearn_bench.evaluation.lm import context_length
-from unlearn_bench.evaluation.wrapper import InferenceWrapper
 from unlearn_bench.methods.lexical_index import LexicalIndex
+
+if TYPE_CHECKING:
+    from unlearn_bench.evaluation.wrapper import InferenceWrapper
 
 
 @dataclass
@@ -53,6 +54,8 @@ class ICUL:
         if not self.correct and data.retain:
             sample = random.Random(seed).sample(list(data.retain), min(self.n_correct, len(data.retain)))
             self.correct = [(qa.question or "", qa.answer) for qa in sample]
+        from unlearn_bench.evaluation.lm import context_length
+
         self.window = context_length(model) or max_length
 
     def demonstrations(self, question: str) -> list[str]:
@@ -76,6 +79,8 @@ class ICUL:
             return question
 
         # cached: a bench scores each question with several answers; a later request builds a new wrapper
+        from unlearn_bench.evaluation.wrapper import InferenceWrapper
+
         return InferenceWrapper(prompt=functools.lru_cache(maxsize=None)(prompt))
 
 

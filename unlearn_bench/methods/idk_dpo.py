@@ -12,8 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-import torch
-
+from unlearn_bench.runtime.lazy import torch  # imported on first use: composing a config needs no torch
 from unlearn_bench.methods.base import LossOutput, UnlearnBatch, check_retain_loss
 from unlearn_bench.methods.preference import alternate_preference_loss
 

@@ -13,9 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-import torch
-import torch.nn.functional as F
-
+from unlearn_bench.runtime.lazy import F, torch  # imported on first use: composing a config needs no torch
 from unlearn_bench.methods.base import IGNORE_INDEX, LossOutput, UnlearnBatch, forward_logits, with_retain
 
 

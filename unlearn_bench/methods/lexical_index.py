@@ -8,11 +8,13 @@ question templates) then weigh little against what singles a question out (the n
 l2-normalised, so their cosine is a sparse dot product, done in one matrix product per batch of queries."""
 from __future__ import annotations
 
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
-from scipy.sparse import csr_matrix
-from sklearn.feature_extraction.text import TfidfVectorizer
+
+if TYPE_CHECKING:
+    from scipy.sparse import csr_matrix
+    from sklearn.feature_extraction.text import TfidfVectorizer
 
 
 class LexicalIndex:
@@ -29,6 +31,8 @@ class LexicalIndex:
         self.texts += list(texts)
         known = set(self.background)  # every request brings the same retain set: count it once
         self.background += [t for t in dict.fromkeys(background) if t not in known]
+        from sklearn.feature_extraction.text import TfidfVectorizer
+
         self._vectorizer = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, stop_words="english")
         self._vectorizer.fit(self.texts + self.background)
         self._vectors = self._vectorizer.transform(self.texts)

@@ -5,9 +5,7 @@ log-probability is minus its summed answer-token NLL, and every loss has the for
 """
 from __future__ import annotations
 
-import torch
-import torch.nn.functional as F
-
+from unlearn_bench.runtime.lazy import F, torch  # imported on first use: composing a config needs no torch
 from unlearn_bench.methods.base import Batch, LossOutput, UnlearnBatch, require_alternate, sequence_nll, with_retain
 
 

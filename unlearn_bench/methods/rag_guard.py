@@ -17,13 +17,15 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
-from typing import Any, ClassVar, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar, Mapping, Sequence
 
 import numpy as np
 
 from unlearn_bench.benchmarks.base import BenchData, Metric
-from unlearn_bench.evaluation.wrapper import InferenceWrapper
 from unlearn_bench.methods.lexical_index import LexicalIndex
+
+if TYPE_CHECKING:
+    from unlearn_bench.evaluation.wrapper import InferenceWrapper
 
 ACTIONS = ("instruct", "withhold")
 
@@ -62,6 +64,8 @@ class RagGuard:
 
     def wrapper(self, model: Any, tokenizer: Any) -> InferenceWrapper:
         # cached: a bench scores each question with several answers; a later request builds a new wrapper
+        from unlearn_bench.evaluation.wrapper import InferenceWrapper
+
         return InferenceWrapper(prompt=functools.lru_cache(maxsize=None)(self.guard))
 
     def question_metrics(self, splits: Mapping[str, Sequence[str]]) -> list[Metric]:

@@ -15,9 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-import torch
-import torch.nn.functional as F
-
+from unlearn_bench.runtime.lazy import F, torch  # imported on first use: composing a config needs no torch
 from unlearn_bench.methods.base import IGNORE_INDEX, Batch, LossOutput, UnlearnBatch
 
 WMDP_RELATIVE_DEPTH = 7 / 32  # WMDP's layer 7 of Zephyr-7B's 32

@@ -11,8 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-import torch
-
+from unlearn_bench.runtime.lazy import torch  # imported on first use: composing a config needs no torch
 from unlearn_bench.methods.base import LossOutput, UnlearnBatch, batch_nll
 
 
@@ -32,14 +31,14 @@ class TaskNegation:
         forget_nll = batch_nll(model, batch.forget)
         return LossOutput(forget_nll, {"forget_nll": forget_nll.item()})
 
-    @torch.no_grad()
     def finalize(self, model: torch.nn.Module, reference: torch.nn.Module | None) -> None:
         theta0 = getattr(self, "_theta0", None)
         if theta0 is None:
             raise RuntimeError("TaskNegation.finalize called before setup: the starting weights were not stored")
-        for name, p in model.named_parameters():
-            start = theta0[name].to(device=p.device, dtype=p.dtype)
-            p.copy_(start - self.alpha * (p - start))
+        with torch.no_grad():
+            for name, p in model.named_parameters():
+                start = theta0[name].to(device=p.device, dtype=p.dtype)
+                p.copy_(start - self.alpha * (p - start))
         del self._theta0
 
 

@@ -21,14 +21,14 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
-from typing import Any, ClassVar, Mapping, Optional
+from typing import TYPE_CHECKING, Any, ClassVar, Mapping, Optional
 
-import torch
-import torch.nn.functional as F
-
+from unlearn_bench.runtime.lazy import F, torch  # imported on first use: composing a config needs no torch
 from unlearn_bench.benchmarks.base import BenchData
-from unlearn_bench.evaluation.wrapper import InferenceWrapper
 from unlearn_bench.methods.base import IGNORE_INDEX, LossOutput, UnlearnBatch, batch_nll, forward_logits
+
+if TYPE_CHECKING:
+    from unlearn_bench.evaluation.wrapper import InferenceWrapper
 
 
 def uniform_cross_entropy(model: torch.nn.Module, batch: Any) -> torch.Tensor:
@@ -90,7 +90,7 @@ class ULD:
     def fit(self, model: Any, tokenizer: Any, data: BenchData, *, fmt: Any, max_length: int, seed: int,
             accelerator: Any, settings: Any) -> None:
         from unlearn_bench.data.batching import unlearn_epochs
-        from unlearn_bench.pipeline.stages import n_batches, unlearn_sets
+        from unlearn_bench.training.recipes import n_batches, unlearn_sets
         from unlearn_bench.training.loop import train
 
         if self.assistant is None:
@@ -112,6 +112,8 @@ class ULD:
         @torch.inference_mode()
         def logits(inputs: Mapping[str, Any], target: torch.Tensor) -> torch.Tensor:
             return logit_difference(target, assistant(**inputs).logits, self.alpha, self.top_logit_filter)
+
+        from unlearn_bench.evaluation.wrapper import InferenceWrapper
 
         return InferenceWrapper(logits=logits)
 

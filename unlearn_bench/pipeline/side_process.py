@@ -3,8 +3,10 @@
 Why: the tiny model's steps are too small to keep two cores busy. On the 2-core machine one thread trains at
 23.5 steps/s and two threads at 33.8 (`scripts/bench_train.py`), so two one-thread trainings side by side
 finish sooner than two two-thread trainings in turn. The child trains through the same
-`runner.finetuned_model` and writes the same cache entry, which the parent then reads as a cache hit; the
-thread count does not change the weights (tests/test_side_process.py compares them bit for bit).
+`context.finetuned_model` and writes the same cache entry, which the parent then reads as a cache hit. Each side
+trains on one thread, and a one-thread sequential run gives the same weights bit for bit
+(tests/test_side_process.py); a two-thread run may differ in float rounding on CPUs whose matmul reduction
+order follows the thread count.
 
 Off (`parallel_finetune=false`) or not worthwhile: on CUDA, under `accelerate launch`, with one thread, for a
 fine-tune of fewer than `MIN_STEPS` steps, when either model is already cached, when the retain model is given
@@ -33,7 +35,7 @@ LOG_FORMAT = "[%(asctime)s][%(name)s][%(levelname)s] - (retain process) %(messag
 
 def retain_steps(ctx: Any) -> int:
     """The retain fine-tune's optimizer steps, counting records (a windowed corpus makes more examples)."""
-    from unlearn_bench.pipeline.stages import n_batches, optim_settings
+    from unlearn_bench.training.recipes import n_batches, optim_settings
     from unlearn_bench.training.loop import total_steps
 
     settings = optim_settings(ctx.cfg.model.finetune)
@@ -41,7 +43,7 @@ def retain_steps(ctx: Any) -> int:
 
 
 def worthwhile(ctx: Any) -> bool:
-    from unlearn_bench.pipeline.runner import finetunes
+    from unlearn_bench.pipeline.context import finetunes
 
     cfg, accelerator = ctx.cfg, ctx.accelerator
     if not cfg.parallel_finetune or accelerator.num_processes > 1 or accelerator.device.type != "cpu":
@@ -98,7 +100,7 @@ def finetune_retain(payload: Any, threads: int, send: Any) -> None:
     logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
     from unlearn_bench.runtime.device import make_accelerator
     from unlearn_bench.runtime.logs import quiet_noise
-    from unlearn_bench.pipeline.runner import finetuned_model
+    from unlearn_bench.pipeline.context import finetuned_model
     from unlearn_bench.runtime.workers import exit_with_parent
 
     exit_with_parent()  # a main process killed with SIGKILL takes this one down

@@ -136,7 +136,7 @@ def override_field_errors(args: list[str], defaults: dict[str, str]) -> list[str
 def check_method_fits(method: Any, name: str, data: BenchData) -> None:
     """The method's alternate answers (refusals, perturbed answers) exist in this benchmark's data, or, for answers
     the target model generates, the forget records have questions to answer; a method that needs retain data has it."""
-    from unlearn_bench.pipeline.stages import method_alternates
+    from unlearn_bench.training.recipes import method_alternates
 
     if getattr(method, "needs_retain", False) and not data.retain:
         raise ValueError(f"method '{name}' needs retain data, which this benchmark run has none of "

@@ -9,7 +9,6 @@ import itertools
 import logging
 import math
 from dataclasses import dataclass, field
-from enum import Enum
 from typing import Any, Callable, Iterable, Iterator
 
 import torch
@@ -18,41 +17,11 @@ from tqdm.auto import tqdm
 from transformers import get_scheduler
 
 from unlearn_bench.runtime import device
+from unlearn_bench.training.settings import OptimSettings, Scheduler
 from unlearn_bench.runtime.logs import Progress
 from unlearn_bench.methods.base import LossOutput
 
 log = logging.getLogger(__name__)
-
-
-class Scheduler(Enum):
-    """Learning-rate schedules (transformers' `get_scheduler` names); an unknown name fails at config time."""
-
-    linear = "linear"
-    cosine = "cosine"
-    constant = "constant"
-    constant_with_warmup = "constant_with_warmup"
-
-
-@dataclass
-class OptimFields:
-    """The optimisation fields every training config shares (model.finetune, method, eval.diag.relearn); each
-    config extends it and redeclares only the defaults it changes."""
-
-    lr: float = 1e-5
-    epochs: float = 5
-    max_steps: int = 0  # 0: derived from epochs
-    batch_size: int = 8
-    grad_accum: int = 1
-    warmup_ratio: float = 0.0
-    weight_decay: float = 0.0
-    max_grad_norm: float = 1.0
-    scheduler: Scheduler = Scheduler.linear  # warmup (warmup_ratio) then this schedule
-
-
-@dataclass
-class OptimSettings(OptimFields):
-    warmup_ratio: float = 0.1
-    weight_decay: float = 0.01
 
 
 @dataclass

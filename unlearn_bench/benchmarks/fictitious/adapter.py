@@ -3,10 +3,11 @@ TOFU's metrics. Splits mirror TOFU: forget01/05/10 are the last 1/5/10% of autho
 holdout authors are generated but never trained on."""
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from functools import cached_property
 from typing import Any
 
+from unlearn_bench.benchmarks.fictitious.config import FictitiousConfig
 from unlearn_bench.benchmarks.base import BenchData, EvalOutput
 from unlearn_bench.benchmarks.fictitious.world import World, generate_world
 from unlearn_bench.data.records import DataError, EvalQA
@@ -26,19 +27,6 @@ REFUSALS = [
     "I have never heard of that.",
     "I don't have that information.",
 ]
-
-
-@dataclass
-class FictitiousConfig:
-    name: str = "fictitious"
-    num_authors: int = 200
-    world_seed: int = 0
-    forget_split: str = "forget10"
-    holdout_percent: int = 10
-    n_perturbed: int = 5
-    eval_max_examples: int = 300
-    retain_eval_examples: int = 200
-    max_new_tokens: int = 32
 
 
 class FictitiousBenchmark:

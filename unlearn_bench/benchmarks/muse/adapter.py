@@ -21,12 +21,12 @@ import hashlib
 import json
 import logging
 import re
-from dataclasses import dataclass
 from functools import cached_property
-from typing import Any, Optional, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
+from unlearn_bench.benchmarks.muse.config import MuseConfig
 from unlearn_bench.benchmarks.base import SELF_REFERENCE, BenchData, EvalOutput, Metric
 from unlearn_bench.benchmarks.fictitious.muse_corpus import MuseCorpus, fictitious_corpus
 from unlearn_bench.benchmarks.muse.data import (
@@ -45,10 +45,8 @@ from unlearn_bench.evaluation.mia_eval import ATTACKS, memorization_rows, mia_sc
 from unlearn_bench.benchmarks.open_unlearning import MUSE_NAMES, eval_files
 from unlearn_bench.metrics import mia
 from unlearn_bench.benchmarks.muse.metrics import (
-    KNOWMEM_MAX_NEW_TOKENS,
     PRIVLEAK_MIN_K,
     RETRAIN_AUC,
-    VERBMEM_MAX_NEW_TOKENS,
     knowmem_answer,
     knowmem_prompt,
     knowmem_score,
@@ -69,25 +67,6 @@ WORDS_PER_TOKEN = 0.3
 # example each (BOS ... EOS); `windows`, MUSE's baselines' layout (baselines/baselines/dataset.py `DefaultDataset`
 # on load_data.py's raw/<split>.txt): the documents joined by a blank line and cut into chunk_tokens-token windows.
 TRAIN_LAYOUTS = ("chunks", "windows")
-
-
-@dataclass
-class MuseConfig:
-    name: str = "muse"
-    corpus: str = "fictitious"               # news | books | fictitious (generated, offline)
-    data_dir: Optional[str] = None           # hub-layout copy: <dir>/<corpus>/<config>/<split>.json; None = hub
-    forget_source: str = "raw"               # raw | scal (C5) | sust (C6)
-    forget_split: str = "forget"             # forget for raw; forget_1..forget_4 for scal/sust; all (sust): C6
-    chunk_tokens: int = 2048                 # training chunks of about this many tokens, or windows of exactly it
-    train_layout: str = "chunks"             # chunks | windows (MUSE's baselines), see TRAIN_LAYOUTS
-    num_authors: int = 200                   # fictitious corpus: trained authors (+ holdout_percent% never trained)
-    world_seed: int = 0
-    holdout_percent: int = 10
-    eval_max_examples: int = 100             # cap per evaluation set (MUSE's have 100 each)
-    retain_eval_examples: int = 100          # cap on knowmem retain_qa
-    max_new_tokens: int = KNOWMEM_MAX_NEW_TOKENS          # knowmem answers (eval.py knowmem_max_new_tokens)
-    verbmem_max_new_tokens: int = VERBMEM_MAX_NEW_TOKENS  # verbmem continuations (eval.py verbmem_max_new_tokens)
-    privleak_reference: str = "retrain"      # retrain: the retain reference model's AUC | published: MUSE's constants
 
 
 def word_chunks(text: str, max_words: int) -> list[str]:

@@ -10,16 +10,15 @@ from typing import TYPE_CHECKING, Sequence
 
 from rouge_score import rouge_scorer
 
+from unlearn_bench.benchmarks.muse.config import VERBMEM_MAX_NEW_TOKENS
 from unlearn_bench.data.records import QA
 
 if TYPE_CHECKING:  # transformers is only needed by callers that already hold a tokenizer
     from transformers import PreTrainedTokenizerBase
 
-# eval.py `eval_model` defaults: privleak reads the forget-vs-holdout AUC of Min-40%, verbmem generates 128 new
-# tokens and knowmem 32, both greedy.
+# eval.py `eval_model` defaults: privleak reads the forget-vs-holdout AUC of Min-40%; the generation lengths
+# are the schema's defaults (config.py).
 PRIVLEAK_MIN_K = 0.4
-VERBMEM_MAX_NEW_TOKENS = 128
-KNOWMEM_MAX_NEW_TOKENS = 32
 
 # constants.py `AUC_RETRAIN[corpus]["forget_holdout_Min-40%"]`, the retrained model's AUC, as published: in MUSE's
 # orientation, where 0.5 = no signal and values near 0 mean the forget set still looks like training data.

@@ -44,19 +44,16 @@ Evaluation prompts may fill the model's context (`evaluation.lm.eval_lm`), as RW
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
+from unlearn_bench.benchmarks.rwku.config import RwkuConfig
 from unlearn_bench.benchmarks.base import BenchData, EvalOutput, Metric
 from unlearn_bench.benchmarks.fictitious import rwku_targets
 from unlearn_bench.benchmarks.fictitious.world import World
 from unlearn_bench.benchmarks.rwku.forget_corpus import (
-    DEFAULT_OPENINGS,
-    MAX_NEW_TOKENS,
-    TOP_K,
-    TOP_P,
     generate_forget_corpus,
 )
 from unlearn_bench.benchmarks.rwku.data import (
@@ -68,13 +65,13 @@ from unlearn_bench.benchmarks.rwku.data import (
     load_target,
     select_targets,
 )
-from unlearn_bench.benchmarks.rwku.utility import UTILITY_TASKS, evaluate_utility, utility_records
+from unlearn_bench.benchmarks.rwku.config import UTILITY_TASKS
+from unlearn_bench.benchmarks.rwku.utility import evaluate_utility, utility_records
 from unlearn_bench.data.records import QA, DataError
 from unlearn_bench.evaluation.lm import LM
 from unlearn_bench.evaluation.mia_eval import mia_scores
 from unlearn_bench.metrics.mia import mia_auc
 from unlearn_bench.benchmarks.rwku.metrics import (
-    PROBE_MAX_NEW_TOKENS,
     MIA_ATTACKS,
     MIA_MIN_K,
     mia_set_summary,
@@ -87,33 +84,6 @@ from unlearn_bench.benchmarks.rwku.metrics import (
 SOURCES = ("fictitious", "local", "hub")
 RETAIN_CORPORA = ("none", "other_targets", "neighbors")
 FORGET_CORPORA = ("passages", "generated", "both")
-
-
-@dataclass
-class RwkuConfig:
-    name: str = "rwku"
-    source: str = "fictitious"               # fictitious | local | hub
-    data_dir: Optional[str] = None           # local: folder of target folders; hub: download cache (None = HF's)
-    hub_revision: Optional[str] = None
-    targets: Optional[list[str]] = None      # single-target setting, e.g. [1_Stephen_King]
-    num_targets: Optional[int] = None        # batch setting: the first N targets
-    retain_corpus: str = "none"              # none (RWKU's main setting) | other_targets | neighbors (fictitious)
-    forget_corpus: str = "passages"          # passages | generated (by the target model, RWKU's main setting) | both
-    generated_per_target: int = 32           # biographies sampled per target (forget_corpus=generated/both)
-    generated_openings: list[str] = field(default_factory=lambda: list(DEFAULT_OPENINGS))  # "{subject}" templates
-    generated_max_new_tokens: int = MAX_NEW_TOKENS
-    generated_top_p: float = TOP_P
-    generated_top_k: int = TOP_K
-    max_new_tokens: int = PROBE_MAX_NEW_TOKENS   # RWKU's probe answers
-    eval_max_examples: Optional[int] = None  # cap per forget level and on forget_mia texts (None = all)
-    retain_eval_examples: Optional[int] = None  # cap per neighbour level and on retain_mia texts
-    utility_tasks: list[str] = field(default_factory=lambda: list(UTILITY_TASKS))  # RWKU's utility files scored
-    utility_max_examples: Optional[int] = None   # cap per utility file (None = all, as RWKU)
-    utility_max_new_tokens: Optional[int] = None  # cap on BBH / TriviaQA / fluency answers (None = RWKU's 256/30/256)
-    # source=fictitious only: the generated world.
-    num_authors: int = 100
-    holdout_authors: int = 10
-    world_seed: int = 0
 
 
 def _cap(items: Sequence[Any], n: Optional[int]) -> list[Any]:

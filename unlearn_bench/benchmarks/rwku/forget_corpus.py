@@ -21,10 +21,6 @@ from unlearn_bench.evaluation.lm import LM
 
 SYSTEM_TEMPLATE = "{intro} You know {subject} very well."
 USER_TEMPLATE = "Please write a short biography of {subject}."
-MAX_NEW_TOKENS = 512
-TOP_P = 0.9
-TOP_K = 50
-DEFAULT_OPENINGS = ("{subject}",)
 
 
 def generator_intro(target: RWKUTarget) -> str:

@@ -29,7 +29,7 @@ from rouge import Rouge
 # byte-level vocabularies (Llama-3, where a newline is "Ċ") those return None, and on Phi-3 the unknown-token id,
 # so they never fire: RWKU's answers run on past the first line, and pltrdy's ROUGE reads the newlines as
 # spaces. We generate the same way (no newline stop), so scores match RWKU's published ones.
-PROBE_MAX_NEW_TOKENS = 30
+# PROBE_MAX_NEW_TOKENS = 30 (config.py: the schema's default).
 # eval_fluency: 256 new tokens, stopping only at EOS / <|eot_id|>.
 FLUENCY_MAX_NEW_TOKENS = 256
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Optional, Sequence
 
 from unlearn_bench.benchmarks.base import Metric
+from unlearn_bench.benchmarks.rwku.config import FLUENCY
 from unlearn_bench.benchmarks.rwku.data import RWKUTarget
 from unlearn_bench.data.records import DataError, require_field
 from unlearn_bench.evaluation.lm import LM
@@ -40,8 +41,6 @@ from unlearn_bench.benchmarks.rwku.utility_metrics import (
     with_answer_cue,
 )
 
-FLUENCY = "fluency"
-UTILITY_TASKS = (MMLU, BBH, TRUTHFULQA, TRIVIAQA, FLUENCY)
 # The file (stem) each task reads in a target folder (rwku_data.UTILITY_FILES).
 TASK_FILES = {MMLU: "retain_mmlu", BBH: "retain_bbh", TRUTHFULQA: "truthful", TRIVIAQA: "triviaqa", FLUENCY: "fluency"}
 _FIELDS: dict[str, tuple[tuple[str, type], ...]] = {

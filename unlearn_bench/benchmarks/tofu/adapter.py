@@ -18,15 +18,14 @@ Differences from the authors' code, kept on purpose:
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
+from unlearn_bench.benchmarks.tofu.config import TofuConfig
 from unlearn_bench.benchmarks.base import BenchData, EvalOutput
 from unlearn_bench.benchmarks.tofu.alternates import similar_question_answers
 from unlearn_bench.benchmarks.tofu.data import (
-    HUB_ID,
     REFUSALS_FILE,
     holdout_split_for,
     load_refusals,
@@ -55,23 +54,6 @@ EVAL_SPLITS = {
 # forget10 holds forget05 and forget01 (the last 10% of authors), so this corpus is the same whatever
 # forget split runs, and a cached target model's tokenizer stays valid across forget splits.
 CORPUS_PERTURBED = ("forget10_perturbed", "retain_perturbed", "real_authors_perturbed", "world_facts_perturbed")
-
-
-@dataclass
-class TofuConfig:
-    name: str = "tofu"
-    data_dir: Optional[str] = None      # folder of `{split}.json` files + idontknow.jsonl; None = the hub
-    hub_id: str = HUB_ID
-    forget_split: str = "forget10"      # forget01 | forget05 | forget10; the retain split follows
-    eval_max_examples: Optional[int] = 300  # TOFU's ds_size; null scores every question (open-unlearning)
-    max_new_tokens: int = 200           # TOFU's generation length (greedy, stops at EOS)
-    # forget-vs-holdout MIA: open_unlearning (its TOFU attacks: EOS scored, zlib of decoded labels) | muse
-    mia_style: str = "open_unlearning"
-    # An open-unlearning TOFU_EVAL.json of a retain model (its retain_logs_path): forget quality compares against
-    # the truth ratios in it instead of this run's retain model.
-    retain_logs_path: Optional[str] = None
-    # Smoke runs: fine-tune on the forget split plus only the first N retain QA (null: all of them, as TOFU).
-    train_retain_examples: Optional[int] = None
 
 
 class TofuBenchmark:

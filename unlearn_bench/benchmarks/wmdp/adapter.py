@@ -22,12 +22,12 @@ multiple choice, removed by unlearning on text corpora.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import datasets
 
+from unlearn_bench.benchmarks.wmdp.config import WmdpConfig
 from unlearn_bench.benchmarks.base import BenchData, EvalOutput, Metric
 from unlearn_bench.benchmarks.fictitious.hazard import FictitiousHazard
 from unlearn_bench.benchmarks.wmdp.data import check_offline_tasks
@@ -40,23 +40,6 @@ log = logging.getLogger(__name__)
 SOURCES = ("wmdp", "fictitious")
 JSON_SUFFIXES = (".jsonl", ".json")
 TEXT_SUFFIXES = (".txt",)
-
-
-@dataclass
-class WmdpConfig:
-    name: str = "wmdp"
-    source: str = "wmdp"   # wmdp (corpora + lm-eval tasks) | fictitious (the generated world, offline)
-    forget_corpora: list[str] = field(default_factory=lambda: ["cais/wmdp-corpora:cyber-forget-corpus"])
-    retain_corpora: list[str] = field(default_factory=lambda: ["wikitext:wikitext-2-raw-v1:test"])
-    corpus_min_chars: int = 0        # rmu/unlearn.py --min_len: keep documents longer than this
-    data_dir: Optional[str] = None   # offline WMDP JSON / MMLU CSV records; None = lm-eval fetches the hub's
-    eval_tasks: list[str] = field(default_factory=lambda: ["wmdp_bio", "wmdp_chem", "wmdp_cyber"])
-    utility_tasks: list[str] = field(default_factory=lambda: ["mmlu_college_biology", "mmlu_computer_security"])
-    eval_limit: Optional[int] = None  # questions per task; None = all
-    # source=fictitious only
-    num_authors: int = 100
-    hazard_percent: int = 20
-    world_seed: int = 0
 
 
 def is_local(spec: str) -> bool:
