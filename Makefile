@@ -31,7 +31,7 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
 sweep: $(STAMP)
-	$(BIN)/unlearn-bench -m method=ga,graddiff,ga_kl,npo,simnpo,wga,undial,ngdiff,rmu,task_negation,idk,idk_dpo,wrong_answers,ihl
+	$(BIN)/unlearn-bench -m method=ga,graddiff,ga_kl,npo,simnpo,wga,undial,ngdiff,rmu,task_negation,ceu,satimp,pdu,altpo,idk,idk_dpo,wrong_answers,ihl
 	$(BIN)/unlearn-bench-report results
 
 # The grid search behind conf/method/*.yaml (unlearn_bench/report/tuning.py): world seed 1, diagnostics off, about

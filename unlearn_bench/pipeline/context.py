@@ -126,6 +126,29 @@ def generated_forget_corpus(ctx: Context, target_dir: str, generation: dict[str,
     return json.loads((path / "forget_corpus.json").read_text())
 
 
+def generated_alternates(ctx: Context, target_dir: str, method: Any) -> list[list[str]]:
+    """The alternate answers the target model writes per forget item for a method with `alternate = "generated"`
+    (`method.generate_alternates`, altpo), from cache when this model, forget set and `method.generation_key()` made
+    them before, as the generated forget corpus is; `alternates.json` holds question, answer and alternates."""
+    cfg = ctx.cfg
+    forget = ctx.data.forget
+    key = {"model": model_identity(ctx, "target", target_dir), "generation": method.generation_key(),
+           "forget": [[qa.question, qa.answer] for qa in forget], "seed": cfg.seed, "batch_size": cfg.eval.batch_size,
+           "data_fingerprint": ctx.data_digest}
+
+    def build(out: Path) -> None:
+        model = loading.load_saved(target_dir, cfg.model).to(ctx.accelerator.device)
+        tok = loading.load_tokenizer(target_dir, cfg.model)
+        seed_everything(cfg.seed)
+        alternates = method.generate_alternates(eval_lm(model, tok, ctx.fmt, cfg.model.max_length, cfg.eval.batch_size), forget)
+        records = [{"question": qa.question, "answer": qa.answer, "alternates": alts} for qa, alts in zip(forget, alternates)]
+        (out / "alternates.json").write_text(json.dumps(records, indent=1))
+
+    path, hit = shared_stage(ctx.accelerator, cfg.paths.cache_dir, "alternates", key, build)
+    log.info("generated alternates: %s (%s)", path / "alternates.json", "reused from cache" if hit else "written")
+    return [r["alternates"] for r in json.loads((path / "alternates.json").read_text())]
+
+
 def evaluate_model(ctx: Context, model: Any, tokenizer: Any, reference: dict[str, Any] | None,
                    wrapper: InferenceWrapper | None = None) -> EvalOutput:
     """The benchmark's metrics plus the lm-eval utility rows of `eval.utility` (none when its task list is empty),

@@ -59,6 +59,7 @@ _TOFU = (
     Headline("forget", "prob", "forget/prob"),
     Headline("forget", "truth_ratio", "forget/truth_ratio"),
     Headline("retain", "rouge*", "retain/rougeL"),  # collateral damage that the harmonic-mean utility can hide
+    Headline("forget", "privleak", "privleak"),  # open-unlearning's TOFU privleak (qa_eval.privleak_rows)
 )
 HEADLINE_METRICS: dict[str, tuple[Headline, ...]] = {
     "tofu": _TOFU,

@@ -69,6 +69,11 @@ def method_alternates(method: Any, name: str, data: BenchData) -> list[list[str]
             raise ValueError(f"method '{name}' needs perturbed (wrong) answers for every forget item, which this "
                              f"benchmark lacks ({len(data.forget_perturbed)} of {len(data.forget)})")
         return data.forget_perturbed
+    if method.alternate == "generated":
+        if len(data.generated_alternates) != len(data.forget):
+            raise ValueError(f"method '{name}' needs the alternate answers the target model writes for every forget item "
+                             f"(context.generated_alternates), {len(data.generated_alternates)} of {len(data.forget)} here")
+        return data.generated_alternates
     return None
 
 

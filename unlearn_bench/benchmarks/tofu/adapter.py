@@ -38,8 +38,9 @@ from unlearn_bench.benchmarks.tofu.data import (
 from unlearn_bench.data.records import QA, DataError, EvalQA
 from unlearn_bench.evaluation.lm import LM
 from unlearn_bench.evaluation.mia_eval import MIA_STYLES, forget_holdout_auc_rows, memorization_rows
-from unlearn_bench.benchmarks.open_unlearning import TOFU_NAMES, eval_files, read_retain_truth_ratios, tofu_per_example
-from unlearn_bench.benchmarks.tofu.qa_eval import reference_forget_scores, score_splits, tofu_family_output
+from unlearn_bench.benchmarks.open_unlearning import (TOFU_NAMES, eval_files, read_retain_agg, read_retain_truth_ratios,
+                                                      tofu_per_example)
+from unlearn_bench.benchmarks.tofu.qa_eval import privleak_rows, reference_forget_scores, score_splits, tofu_family_output
 
 log = logging.getLogger(__name__)
 
@@ -190,7 +191,11 @@ class TofuBenchmark:
         out = tofu_family_output(results, retain_forget)
         # MIA per attack: forget answers vs the matching holdout split's (TOFU holdout01/05/10, never trained on).
         holdout = self._qa(holdout_split_for(self.cfg.forget_split))[: len(splits["forget"])]
-        out.metrics += forget_holdout_auc_rows(lm, [q.as_qa() for q in splits["forget"]], holdout, self.cfg.mia_style)
+        aucs = forget_holdout_auc_rows(lm, [q.as_qa() for q in splits["forget"]], holdout, self.cfg.mia_style)
+        logged = read_retain_agg(self.cfg.retain_logs_path, "mia_min_k") if self.cfg.retain_logs_path else None
+        rows, reference_auc = privleak_rows(aucs, reference, logged)
+        out.metrics += aucs + rows
+        out.reference_data |= reference_auc
         # open-unlearning's default TOFU metrics beyond TOFU's own (configs/eval/tofu.yaml), on the forget split.
         rows, memorization = memorization_rows(lm, "forget", [q.as_qa() for q in splits["forget"]])
         out.metrics += rows
