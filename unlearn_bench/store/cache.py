@@ -2,7 +2,7 @@
 determines it (plus a format version). Entries are built in a temp dir and renamed into place, so a killed
 run never leaves half an entry behind; the temp dir's name records its owner (pid@host), so a later run can
 remove those of processes that are gone (a kill -9 skips every cleanup handler). An entry is built under a
-file lock (`.<entry>.lock` beside it), so two processes asking for the same entry at once (two jobs of a
+file lock (`<cache>/.locks/<stage>-<entry>.lock`, out of the stage folders, which hold entries only), so two processes asking for the same entry at once (two jobs of a
 parallel sweep, cold) build it once: the second waits, then reuses it. The kernel drops the lock of a killed
 process, so a waiter then builds the entry itself."""
 from __future__ import annotations
@@ -79,7 +79,9 @@ def building(entry: Path) -> Iterator[None]:
     """Held while `entry` is built; a process that finds another one building it waits here (and says so).
     Re-entrant within a thread (`device.shared_stage` holds it around `cached_stage`)."""
     entry.parent.mkdir(parents=True, exist_ok=True)
-    lock = FileLock(entry.parent / f".{entry.name}.lock", is_singleton=True)
+    locks = entry.parent.parent / ".locks"
+    locks.mkdir(exist_ok=True)
+    lock = FileLock(locks / f"{entry.parent.name}-{entry.name}.lock", is_singleton=True)
     try:
         lock.acquire(blocking=False)
     except Timeout:
