@@ -45,3 +45,27 @@ def test_multirun_trains_once_and_records_failures(tmp_path):
     failed = list((tmp_path / "results" / "fictitious" / "missing").glob("*/*/run.json"))
     assert len(failed) == 2, bad.stderr[-2000:]
     assert all(json.loads(p.read_text())["status"] == "failed" for p in failed)
+
+
+def test_optuna_sweep_maximises_each_runs_objective_and_resumes(tmp_path):
+    import optuna
+    from omegaconf import OmegaConf
+
+    from unlearn_bench.report.objective import run_objective
+
+    results = tmp_path / "results"
+    sweep = ["-m", "hydra/sweeper=tune", "hydra.sweeper.n_trials=1", "experiment=smoke", "method=npo",
+             "method.lr=tag(log, interval(1e-4, 1e-2))", "method.max_steps=2", f"paths.cache_dir={tmp_path / 'cache'}",
+             f"paths.results_dir={results}", f"hydra.sweep.dir={tmp_path / 'multirun'}"]
+    for seed in (0, 1):  # the second invocation, on the same storage, continues the study
+        out = cli(*sweep, f"hydra.sweeper.sampler.seed={seed}", cwd=tmp_path)
+        assert out.returncode == 0, out.stderr[-2000:]
+    study = optuna.load_study(study_name="fictitious_tiny_npo", storage=f"sqlite:///{results / 'optuna.db'}")
+    assert [t.number for t in study.trials] == [0, 1]
+    assert all(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
+    objectives = {float(OmegaConf.load(p.parent / "config.yaml").method.lr): run_objective(p.parent)
+                  for p in results.glob("fictitious/tiny/npo/*/run.json")}
+    assert {t.params["method.lr"]: t.value for t in study.trials} == objectives  # two runs, each one's objective
+
+    wrong = cli("-m", "hydra/sweeper=optuna", *sweep[2:], cwd=tmp_path)  # Optuna's default direction: minimize
+    assert wrong.returncode != 0 and "hydra.sweeper.direction" in wrong.stderr
