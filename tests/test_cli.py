@@ -51,7 +51,8 @@ def test_optuna_sweep_maximises_each_runs_objective_and_resumes(tmp_path):
     import optuna
     from omegaconf import OmegaConf
 
-    from unlearn_bench.report.objective import run_objective
+    from unlearn_bench.report.objective import objective, run_objective
+    from unlearn_bench.report.tuning import collect_points, write_tuning
 
     results = tmp_path / "results"
     sweep = ["-m", "hydra/sweeper=tune", "hydra.sweeper.n_trials=1", "experiment=smoke", "method=npo",
@@ -66,6 +67,9 @@ def test_optuna_sweep_maximises_each_runs_objective_and_resumes(tmp_path):
     objectives = {float(OmegaConf.load(p.parent / "config.yaml").method.lr): run_objective(p.parent)
                   for p in results.glob("fictitious/tiny/npo/*/run.json")}
     assert {t.params["method.lr"]: t.value for t in study.trials} == objectives  # two runs, each one's objective
+    points, target = collect_points(results)  # make tune's table reads the same runs and agrees
+    assert {p.lr: objective(p, target) for p in points} == objectives
+    assert write_tuning(results).read_text().count("| npo |") == 2
 
     wrong = cli("-m", "hydra/sweeper=optuna", *sweep[2:], cwd=tmp_path)  # Optuna's default direction: minimize
     assert wrong.returncode != 0 and "hydra.sweeper.direction" in wrong.stderr

@@ -114,10 +114,12 @@ def test_prepare_study_queues_the_current_config_and_resumes_a_killed_search(tmp
     trial = study.ask({"method.lr": distribution})  # what the sweeper does: the queued config comes first
     assert trial.params == first and len(study.trials) == 1
     study.tell(trial, 0.01)
+    study.tell(study.ask({"method.lr": distribution}), state=TrialState.FAIL)  # its run raised
     killed = study.ask({"method.lr": distribution})  # a kill leaves this one running
-    # one trial finished: two to go, the first of them the killed one again, and a seed not used before
-    assert prepare_study(storage, "tune_npo", 3, first) == (2, 2)
+    # one trial completed: two to go, the first of them the killed one again, and a seed not used before
+    assert prepare_study(storage, "tune_npo", 3, first) == (2, 3)
     study = optuna.load_study(study_name="tune_npo", storage=storage)  # as the sweeper's process opens it
     states = [t.state for t in study.get_trials()]
-    assert states == [TrialState.COMPLETE, TrialState.FAIL, TrialState.WAITING]
+    assert states == [TrialState.COMPLETE, TrialState.FAIL, TrialState.FAIL, TrialState.WAITING]
     assert study.ask({"method.lr": distribution}).params == killed.params
+    assert prepare_study(storage, "tune_npo", 3, first) == (2, 4)  # killed again: still two to go

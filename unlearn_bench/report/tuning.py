@@ -8,7 +8,7 @@ forget quality subject to model utility >= 0.9 x the target's and retain ROUGE-L
 first trial is the method's current config, so the search reproduces it or beats it. The chosen point (`choose`,
 over every finished run) is the admissible one of highest forget quality; a method with no admissible point
 keeps its config. A killed search resumes: the studies live in `<results>/optuna.db` and go on where they
-stopped (a trial the kill cut short runs again), and finished runs are skipped.
+stopped (a trial the kill cut short runs again, as does one whose run raised), and finished runs are skipped.
 
     python -m unlearn_bench.report.tuning [--results results/tune] [--methods ga npo ...] [--apply conf/method]
 
@@ -97,19 +97,19 @@ def current_params(method: str, space: Space) -> dict[str, Any]:
 def prepare_study(storage: str, name: str, n_trials: int, first: dict[str, Any]) -> tuple[int, int]:
     """Open (or create) the study; return how many of its `n_trials` are still to run and the sampler's seed for
     them. A new study queues `first` and seeds 0. A resumed one seeds the number of trials it holds: a sampler
-    seeded as before would draw its random start-up points again. A trial a killed search left running is marked
-    failed and queued again (the run cache makes it free if its run had finished)."""
+    seeded as before would draw its random start-up points again. Only completed trials count: a trial a killed
+    search left running is marked failed and queued again (the run cache makes it free if its run had finished),
+    and one whose run raised is tried anew."""
     study = optuna.create_study(study_name=name, storage=storage, direction="maximize", load_if_exists=True)
     seed = len(study.trials)
-    finished = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.FAIL))
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # enqueue_trial, stable since 1.2
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # enqueue_trial, in optuna 2
         if not study.trials:
             study.enqueue_trial(first)
         for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
             study.tell(trial.number, state=TrialState.FAIL)
             study.enqueue_trial(trial.params)
-    return max(0, n_trials - len(finished)), seed
+    return max(0, n_trials - len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))), seed
 
 
 def collect_points(results_dir: Path) -> tuple[list[Point], Point]:
