@@ -34,8 +34,10 @@ sweep: $(STAMP)
 	$(BIN)/unlearn-bench -m method=ga,graddiff,ga_kl,npo,simnpo,wga,undial,ngdiff,rmu,task_negation,ceu,satimp,pdu,altpo,idk,idk_dpo,wrong_answers,ihl
 	$(BIN)/unlearn-bench-report results
 
-# The grid search behind conf/method/*.yaml (unlearn_bench/report/tuning.py): world seed 1, diagnostics off, about
-# 16 min on 2 cores (2026-12-02); writes the chosen lr and epochs into conf/method/ and the grid's table beside the sweep's.
+# The search behind conf/method/*.yaml (unlearn_bench/report/tuning.py): one study per method on Hydra's Optuna sweeper
+# (hydra/sweeper=tune: TPE, seed 0; results/tune/optuna.db, so a killed search resumes), world seed 1, diagnostics off;
+# 47 runs, as many as the lr x epochs grid it replaced, which took about 16 min on 2 cores (2026-12-02). Writes the
+# chosen lr and epochs into conf/method/ and the search's table beside the sweep's.
 tune: $(STAMP)
 	OMP_NUM_THREADS=1 $(BIN)/python -m unlearn_bench.report.tuning --results results/tune --apply conf/method
 	cp results/tune/tuning.md results/embedded_default/tuning.md

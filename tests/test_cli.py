@@ -61,3 +61,31 @@ def test_single_run_input_errors_are_one_line(tmp_path, shared_data):
     bad = cli(*common, "bench=tofu", f"bench.data_dir={data}", "bench.forget_split=forget01", cwd=tmp_path)
     assert bad.returncode == 2 and "Traceback" not in bad.stderr
     assert bad.stderr.strip().splitlines()[-1] == f"error: {data / 'forget01.json'}: record 3: missing field 'answer'"
+
+
+def test_optuna_sweep_maximises_each_runs_objective_and_resumes(tmp_path):
+    import optuna
+    from omegaconf import OmegaConf
+
+    from unlearn_bench.report.objective import objective, run_objective
+    from unlearn_bench.report.tuning import collect_points, write_tuning
+
+    results = tmp_path / "results"
+    sweep = ["-m", "hydra/sweeper=tune", "hydra.sweeper.n_trials=1", "experiment=smoke", "method=npo",
+             "method.lr=tag(log, interval(1e-4, 1e-2))", "method.max_steps=2", f"paths.cache_dir={tmp_path / 'cache'}",
+             f"paths.results_dir={results}", f"hydra.sweep.dir={tmp_path / 'multirun'}"]
+    for seed in (0, 1):  # the second invocation, on the same storage, continues the study
+        out = cli(*sweep, f"hydra.sweeper.sampler.seed={seed}", cwd=tmp_path)
+        assert out.returncode == 0, out.stderr[-2000:]
+    study = optuna.load_study(study_name="fictitious_tiny_npo", storage=f"sqlite:///{results / 'optuna.db'}")
+    assert [t.number for t in study.trials] == [0, 1]
+    assert all(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
+    objectives = {float(OmegaConf.load(p.parent / "config.yaml").method.lr): run_objective(p.parent)
+                  for p in results.glob("fictitious/tiny/npo/*/run.json")}
+    assert {t.params["method.lr"]: t.value for t in study.trials} == objectives  # two runs, each one's objective
+    points, target = collect_points(results)  # make tune's table reads the same runs and agrees
+    assert {p.lr: objective(p, target) for p in points} == objectives
+    assert write_tuning(results).read_text().count("| npo |") == 2
+
+    wrong = cli("-m", "hydra/sweeper=optuna", *sweep[2:], cwd=tmp_path)  # Optuna's default direction: minimize
+    assert wrong.returncode != 0 and "hydra.sweeper.direction" in wrong.stderr

@@ -1,4 +1,5 @@
-"""`unlearn-bench`: compose the config, call `run(cfg)`, print the summary. Nothing else lives here."""
+"""`unlearn-bench`: compose the config, call `run(cfg)`, print the summary (and, under Optuna's sweeper, return the
+run's tuning objective). Nothing else lives here."""
 from __future__ import annotations
 
 import logging
@@ -20,7 +21,7 @@ sys.argv = worker_argv(sys.argv)
 
 
 @hydra.main(version_base="1.3", config_path="pkg://unlearn_bench.conf", config_name="config")
-def main(cfg: DictConfig) -> None:
+def main(cfg: DictConfig) -> float | None:
     hydra_cfg = HydraConfig.get()
     if hydra_cfg.mode == RunMode.MULTIRUN:  # a killed sweep takes its workers down, also before a job's imports
         exit_with_sweep(str(hydra_cfg.launcher.get("_target_", "")))
@@ -30,6 +31,11 @@ def main(cfg: DictConfig) -> None:
     from unlearn_bench.store.run_output import RunRecord, write_failed
 
     started = provenance.now()
+    tuning = hydra_cfg.mode == RunMode.MULTIRUN and "optuna" in str(hydra_cfg.sweeper.get("_target_", ""))
+    if tuning:  # the sweeper optimises what this returns (conf/hydra/sweeper/tune.yaml)
+        from unlearn_bench.report.objective import check_direction, run_objective
+
+        check_direction(hydra_cfg.sweeper.direction)
     try:
         record = run(cfg)
     except Exception as e:  # in a sweep, one failed run must not stop the others
@@ -44,13 +50,14 @@ def main(cfg: DictConfig) -> None:
                          provenance.collect(started, None, fingerprint))
         except Exception as write_error:
             log.error("could not record the failed run: %s: %s", type(write_error).__name__, write_error)
-        return
+        return None  # a failed trial, to the Optuna sweeper
     # The folder run() chose (named by the config hash it matched), without fingerprinting the data again.
     summary = run_path(cfg, record.config_hash) / "summary.md"
     print(f"\n{cfg.method.name} on {cfg.bench.name} with {cfg.model.name}: {record.status} "
           f"({record.seconds:.0f} s) -> {summary.parent}\n")
     if summary.is_file():
         print(summary.read_text())
+    return run_objective(summary.parent) if tuning else None
 
 
 HELP_GROUPS = ("method", "model", "bench", "experiment")

@@ -1,10 +1,14 @@
-"""`make tune`: the grid search behind the methods' defaults in conf/method/*.yaml.
+"""`make tune`: the search behind the methods' defaults in conf/method/*.yaml, on Hydra's Optuna sweeper.
 
-Each method runs a coarse learning-rate x epochs grid (`GRID`) on the embedded world with another world seed
-(`TUNE_OVERRIDES`: world_seed 1, while `make run` reports world_seed 0), diagnostics off, as one Hydra multirun
-per method (the target and retain models are trained once and cached). The chosen point maximises forget quality
-subject to model utility >= 0.9 x the target's and retain ROUGE-L >= 0.9 x the target's (`choose`); a method
-with no admissible point keeps its config. A killed search resumes: finished runs are skipped.
+Each method gets one Optuna study (`hydra/sweeper=tune`, conf/hydra/sweeper/tune.yaml: the TPE sampler, seed 0)
+over its `SPACES` entry (lr on a log interval, epochs among choices) on the embedded world with another world seed
+(`TUNE_OVERRIDES`: world_seed 1, while `make run` reports world_seed 0), diagnostics off, as one Hydra multirun per
+method (the target and retain models are trained once and cached). The sweeper maximises `objective.objective`:
+forget quality subject to model utility >= 0.9 x the target's and retain ROUGE-L >= 0.9 x the target's. A study's
+first trial is the method's current config, so the search reproduces it or beats it. The chosen point (`choose`,
+over every finished run) is the admissible one of highest forget quality; a method with no admissible point
+keeps its config. A killed search resumes: the studies live in `<results>/optuna.db` and go on where they
+stopped (a trial the kill cut short runs again, as does one whose run raised), and finished runs are skipped.
 
     python -m unlearn_bench.report.tuning [--results results/tune] [--methods ga npo ...] [--apply conf/method]
 
@@ -17,13 +21,18 @@ import argparse
 import logging
 import subprocess
 import sys
+import warnings
 from dataclasses import dataclass
+from importlib.resources import files
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
+import optuna
 import pandas as pd
 from omegaconf import OmegaConf
+from optuna.trial import TrialState
 
+from unlearn_bench.report.objective import UTILITY_FRACTION, Point, admissible, run_point, sqlite_storage
 from unlearn_bench.report.plots import GOOD_FORGET_QUALITY
 from unlearn_bench.report.tables import collect_runs, markdown_table
 from unlearn_bench.store.results import atomic_write_text
@@ -31,60 +40,87 @@ from unlearn_bench.store.results import atomic_write_text
 log = logging.getLogger(__name__)
 
 TUNE_OVERRIDES = ["bench.world_seed=1", "eval.diagnostics=[]"]
-UTILITY_FRACTION = 0.9  # of the target's model utility and retain ROUGE-L
-
-# lr x epochs per method, coarse and complete. The rates bracket where the tiny model's methods act (the papers'
-# 1e-5 for 7B models leaves a 0.6M-parameter model nearly unchanged). The first methods searched also ran
-# 5 epochs, and ga and npo 1e-4: the lower rate gave lower forget quality, and 5 epochs broke the utility
-# constraint (tuning.md), so the other methods run 2 epochs only, which keeps the search within an hour on two
-# busy CPU cores. RMU, which trains one down-projection toward a steering vector, needs larger rates.
-_LR = [3e-4, 1e-3]
-_EPOCHS = [2]
-GRID: dict[str, dict[str, list[float]]] = {
-    name: {"lr": _LR, "epochs": _EPOCHS}
-    for name in ["simnpo", "wga", "undial", "ngdiff", "task_negation", "idk", "idk_dpo", "wrong_answers", "ihl",
-                 "ceu", "satimp", "pdu", "altpo"]
-}
-GRID["npo"] = GRID["ga"] = {"lr": [1e-4, *_LR], "epochs": [2, 5]}
-GRID["graddiff"] = {"lr": _LR, "epochs": [2, 5]}
-GRID["ga_kl"] = {"lr": [3e-4], "epochs": [2, 5]}
-GRID["rmu"] = {"lr": [1e-2, 3e-2], "epochs": _EPOCHS}
-GRID["wrong_answers"] = {"lr": [1e-4, *_LR], "epochs": _EPOCHS}  # no admissible point at 3e-4
+STORAGE = "optuna.db"  # in the results folder
 
 
 @dataclass(frozen=True)
-class Point:
-    method: str
-    lr: float
-    epochs: int
-    forget_quality: float
-    model_utility: float
-    retain_rouge: float
+class Space:
+    """One method's search: lr on a log interval, epochs among choices (one: fixed), and its number of trials."""
+    lr: tuple[float, float]
+    trials: int
+    epochs: tuple[int, ...] = (2,)
+
+    def overrides(self) -> list[str]:
+        low, high = self.lr
+        return [f"method.lr=tag(log,interval({low:g},{high:g}))", f"method.epochs={','.join(map(str, self.epochs))}"]
 
 
-def sweep_command(method: str, grid: dict[str, list[float]], results_dir: Path) -> list[str]:
-    values = {key: ",".join(f"{v:g}" for v in vs) for key, vs in grid.items()}
+# The rates bracket where the tiny model's methods act (the papers' 1e-5 for 7B models leaves a 0.6M-parameter
+# model nearly unchanged): the earlier lr x epochs grid found its admissible points between 1e-4 and 1e-3 at
+# 2 epochs, and 5 epochs broke the floors above 1e-4, so only the methods it searched at 5 epochs may pick them
+# again. RMU, which trains one down-projection toward a steering vector, needs larger rates. Each method gets as
+# many trials as that grid had points for it (47 in all), so the search costs what the grid did.
+_LR = (1e-4, 2e-3)
+SPACES: dict[str, Space] = {
+    name: Space(_LR, 2)
+    for name in ["simnpo", "wga", "undial", "ngdiff", "task_negation", "idk", "idk_dpo", "ihl",
+                 "ceu", "satimp", "pdu", "altpo"]
+}
+SPACES["npo"] = SPACES["ga"] = Space(_LR, 6, (2, 5))
+SPACES["graddiff"] = Space(_LR, 4, (2, 5))
+SPACES["ga_kl"] = Space(_LR, 2, (2, 5))
+SPACES["wrong_answers"] = Space(_LR, 3)
+SPACES["rmu"] = Space((2e-3, 5e-2), 2)
+
+
+def study_name(method: str) -> str:
+    return f"tune_{method}"
+
+
+def sweep_command(method: str, space: Space, results_dir: Path, n_trials: int, seed: int) -> list[str]:
     cli = Path(sys.executable).parent / "unlearn-bench"  # the console script of this environment
-    return [str(cli), "-m", f"method={method}",
-            *(f"method.{key}={v}" for key, v in values.items()), *TUNE_OVERRIDES,
-            f"paths.results_dir={results_dir}", f"hydra.sweep.dir={results_dir}/multirun/{method}"]
+    return [str(cli), "-m", "hydra/sweeper=tune", f"hydra.sweeper.n_trials={n_trials}",
+            f"hydra.sweeper.sampler.seed={seed}", f"hydra.sweeper.study_name={study_name(method)}",
+            f"hydra.sweeper.storage.path={results_dir / STORAGE}", f"method={method}", *space.overrides(),
+            *TUNE_OVERRIDES, f"paths.results_dir={results_dir}", f"hydra.sweep.dir={results_dir}/multirun/{method}"]
 
 
-def _value(run: pd.DataFrame, split: str, metric: str) -> float:
-    values = run.loc[(run["split"] == split) & (run["metric"].str.startswith(metric)), "value"].dropna()
-    return float(values.iloc[0]) if len(values) else float("nan")
+def current_params(method: str, space: Space) -> dict[str, Any]:
+    """The method's lr and epochs as its config (conf/method/<method>.yaml) has them, as trial parameters."""
+    cfg = OmegaConf.create((files("unlearn_bench.conf") / "method" / f"{method}.yaml").read_text())
+    params: dict[str, Any] = {"method.lr": float(cfg.lr)}
+    if len(space.epochs) > 1:
+        params["method.epochs"] = int(cfg.epochs)
+    return params
+
+
+def prepare_study(storage: str, name: str, n_trials: int, first: dict[str, Any]) -> tuple[int, int]:
+    """Open (or create) the study; return how many of its `n_trials` are still to run and the sampler's seed for
+    them. A new study queues `first` and seeds 0. A resumed one seeds the number of trials it holds: a sampler
+    seeded as before would draw its random start-up points again. Only completed trials count: a trial a killed
+    search left running is marked failed and queued again (the run cache makes it free if its run had finished),
+    and one whose run raised is tried anew."""
+    study = optuna.create_study(study_name=name, storage=storage, direction="maximize", load_if_exists=True)
+    seed = len(study.trials)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # enqueue_trial, in optuna 2
+        if not study.trials:
+            study.enqueue_trial(first)
+        for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+            study.tell(trial.number, state=TrialState.FAIL)
+            study.enqueue_trial(trial.params)
+    return max(0, n_trials - len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))), seed
 
 
 def collect_points(results_dir: Path) -> tuple[list[Point], Point]:
-    """Every finished grid point and the target model's row (method 'finetuned')."""
+    """Every finished run's point and the target model's row (method 'finetuned')."""
     df = collect_runs(results_dir)
     points, target = [], None
     for (method, run_dir), run in df.groupby(["method", "run_dir"]):
         if method == "retain":
             continue
         cfg = OmegaConf.load(results_dir / run_dir / "config.yaml")
-        point = Point(str(method), float(cfg.method.lr), int(cfg.method.epochs), _value(run, "summary", "forget_quality"),
-                      _value(run, "summary", "model_utility"), _value(run, "retain", "rouge"))
+        point = run_point(run.to_dict("records"), str(method), float(cfg.method.lr), int(cfg.method.epochs))
         if method == "finetuned":
             target = point
         else:
@@ -92,11 +128,6 @@ def collect_points(results_dir: Path) -> tuple[list[Point], Point]:
     if target is None:
         raise FileNotFoundError(f"{results_dir}: no finished run holds the target model's metrics")
     return points, target
-
-
-def admissible(point: Point, target: Point) -> bool:
-    return (point.model_utility >= UTILITY_FRACTION * target.model_utility
-            and point.retain_rouge >= UTILITY_FRACTION * target.retain_rouge)
 
 
 def choose(points: Sequence[Point], target: Point) -> Point | None:
@@ -119,7 +150,10 @@ def write_tuning(results_dir: Path) -> Path:
     table = tuning_table(points, target)
     chosen = {p.method: choose([q for q in points if q.method == p.method], target) for p in points}
     reached = sorted(m for m, p in chosen.items() if p is not None and p.forget_quality >= GOOD_FORGET_QUALITY)
-    text = (f"# Tuning grid (`make tune`: {' '.join(TUNE_OVERRIDES)})\n\n"
+    trials = ", ".join(f"{m} {space.trials}" for m, space in SPACES.items())
+    text = (f"# Tuning (`make tune`: {' '.join(TUNE_OVERRIDES)})\n\n"
+            f"Search: Hydra's Optuna sweeper, TPE sampler (seed 0), the current config as the first trial; trials per "
+            f"method: {trials}.\n"
             f"Target: model utility {target.model_utility:.3g}, retain ROUGE-L {target.retain_rouge:.3g}; admissible: "
             f">= {UTILITY_FRACTION} x both. Chosen: the admissible point of highest forget quality.\n\n"
             f"Forget quality >= {GOOD_FORGET_QUALITY} under the constraint: {', '.join(reached) or 'none'}.\n"
@@ -131,7 +165,7 @@ def write_tuning(results_dir: Path) -> Path:
     return path
 
 
-SEARCH_NOTE = "make tune: lr x epochs grid on world seed 1 (results/embedded_default/tuning.md)"
+SEARCH_NOTE = "make tune: Optuna TPE search on world seed 1 (results/embedded_default/tuning.md)"
 
 
 def apply_choice(config: Path, point: Point) -> None:
@@ -151,15 +185,19 @@ def apply_choice(config: Path, point: Point) -> None:
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m unlearn_bench.report.tuning", description=__doc__.splitlines()[0])
     parser.add_argument("--results", type=Path, default=Path("results/tune"))
-    parser.add_argument("--methods", nargs="*", default=list(GRID), choices=list(GRID))
+    parser.add_argument("--methods", nargs="*", default=list(SPACES), choices=list(SPACES))
     parser.add_argument("--report-only", action="store_true", help="only write tuning.md from finished runs")
     parser.add_argument("--apply", type=Path, default=None, metavar="CONF_METHOD_DIR",
                         help="write each method's chosen lr and epochs into CONF_METHOD_DIR/<method>.yaml")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     if not args.report_only:
+        storage = sqlite_storage(str(args.results / STORAGE))
         for method in args.methods:
-            subprocess.run(sweep_command(method, GRID[method], args.results), check=False)
+            space = SPACES[method]
+            remaining, seed = prepare_study(storage, study_name(method), space.trials, current_params(method, space))
+            if remaining:
+                subprocess.run(sweep_command(method, space, args.results, remaining, seed), check=False)
             write_tuning(args.results)  # results as they arrive
     print(write_tuning(args.results))
     if args.apply is not None:
