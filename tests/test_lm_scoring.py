@@ -118,3 +118,32 @@ def test_memorization_and_truncation_see_the_wrapper_prompt(tiny_lm, monkeypatch
     assert plain.truncated(pairs) == 0
     assert wrapped.truncated(pairs) == plain.truncated(rewritten) == len(pairs)
 
+
+
+def test_tofu_generates_from_the_whole_prompt_and_the_cut_is_an_option(tiny_lm, monkeypatch, caplog) -> None:
+    """open-unlearning's eval_text_similarity (src/evals/metrics/utils.py) generates from the whole prompt: so do
+    TOFU's splits by default; `cut_prompts` keeps a prompt's last (context - max_new_tokens) tokens, with one
+    log line counting the prompts it cut."""
+    from unlearn_bench.benchmarks.tofu.config import TofuConfig
+    from unlearn_bench.benchmarks.tofu.qa_eval import score_splits
+    from unlearn_bench.data.records import EvalQA
+
+    model, tok = tiny_lm
+    lengths: list[list[int]] = []
+
+    def spy(**kwargs):  # the prompts' token counts as given to the model (left padding masked)
+        lengths.append(kwargs["attention_mask"].sum(-1).tolist())
+        return kwargs["input_ids"]
+
+    monkeypatch.setattr(model, "generate", spy)
+    lm = LM(model, tok, PromptFormat(), max_length=64, batch_size=8)
+    long_q, short_q = "what is item 3? " * 8, "what is item 4?"
+    full = [len(PromptFormat().prompt_ids(q, tok)) for q in (long_q, short_q)]
+    assert full[0] > 64 - 40 > full[1]  # only the long prompt and 40 new tokens overrun the 64-token context
+    score_splits(lm, {"forget": [EvalQA(q, "a cat", "the cat", ("a dog", "a tree")) for q in (long_q, short_q)]}, 40)
+    assert sorted(lengths.pop()) == sorted(full)
+    with caplog.at_level("INFO", logger="unlearn_bench.evaluation.lm"):
+        lm.generate([long_q, short_q], max_new_tokens=40, cut_prompts=True)
+    assert sorted(lengths.pop()) == sorted([64 - 40, full[1]])
+    assert "cut 1 of 2 prompts to their last 24 tokens" in caplog.text
+    assert not TofuConfig().cut_generation_prompts  # bench=tofu passes it to score_splits

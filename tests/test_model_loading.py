@@ -67,3 +67,33 @@ def test_method_none_evaluates_model_path_as_is_against_retain_path(compose_cfg,
     fq = {r["method"]: r["value"] for r in rows if r["metric"] == "forget_quality"}
     assert fq["retain"] == 1.0 and fq["none"] < 1.0  # two different random models
     assert not list((tmp_path / "cache").glob("finetune/*"))  # nothing was trained
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("with_min_k", [True, False])
+def test_method_none_against_retain_logs_labels_rows_with_the_method(compose_cfg, smoke_overrides, saved_model_dir,
+                                                                     tmp_path, shared_data, caplog, with_min_k):
+    # An open-unlearning retain log is the reference: no warning that the model is its own, and no `retain` rows
+    # (there is no retain model; before, the model's own rows were written twice, once labelled `retain`).
+    logs = {"forget_truth_ratio": {"value_by_index": {str(i): {"score": 0.5 + 0.01 * i} for i in range(20)}}}
+    if with_min_k:
+        logs["mia_min_k"] = {"agg_value": 0.6}
+    path = tmp_path / "TOFU_EVAL.json"
+    path.write_text(json.dumps(logs))
+    cfg = compose_cfg(smoke_overrides + [
+        "bench=tofu", f"bench.data_dir={shared_data / 'tofu'}", f"bench.retain_logs_path={path}", "model=llama2-7b-chat",
+        f"model.path={saved_model_dir}", "model.name=local-llama", "model.prompt_format=plain", "model.dtype=float32",
+        "method=none"])
+    with caplog.at_level("WARNING", logger="unlearn_bench.pipeline.runner"):
+        assert run(cfg).status == "ok"
+    warnings = [r.getMessage() for r in caplog.records if r.name == "unlearn_bench.pipeline.runner"]
+    if with_min_k:
+        assert warnings == []
+    else:  # PrivLeak has no reference in the log: that part compares the model with itself, and says so
+        assert len(warnings) == 1 and "no mia_min_k" in warnings[0]
+    run_dir, _ = run_dir_for(cfg)
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert {(r["method"], r["intent"]) for r in rows} == {("none", "none")}
+    value = {r["metric"]: r["value"] for r in rows}
+    assert 0 < value["forget_quality"] < 1  # against the log's truth ratios, not the model's own
+    assert (value.get("auc_min_k_retain_logs") == 0.6) == with_min_k

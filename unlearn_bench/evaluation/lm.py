@@ -11,6 +11,7 @@ here, so wrapped and fine-tuned models go through the same scoring code.
 from __future__ import annotations
 
 import dataclasses
+import logging
 from dataclasses import dataclass
 from typing import Iterator, Sequence
 
@@ -22,6 +23,8 @@ from unlearn_bench.data.records import QA
 from unlearn_bench.runtime.device import eval_device
 from unlearn_bench.evaluation.wrapper import InferenceWrapper, model_call
 from unlearn_bench.methods.base import IGNORE_INDEX, Batch, shifted_token_nll
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -178,15 +181,18 @@ class LM:
 
     @torch.inference_mode()
     def generate(self, questions: Sequence[str], max_new_tokens: int = 200, raw: bool = False,
-                 sample: bool = False, top_p: float = 1.0, top_k: int = 0) -> list[str]:
+                 sample: bool = False, top_p: float = 1.0, top_k: int = 0, cut_prompts: bool = True) -> list[str]:
         """Greedy continuation of each prompt (only the new text), stopping at `stop_ids`; `sample=True` draws
         at temperature 1 instead, from the full distribution or its `top_k` / `top_p` truncation (0 / 1.0: off;
-        seed torch first)."""
+        seed torch first). `cut_prompts` keeps only a prompt's last (context - max_new_tokens) tokens, so that
+        prompt and generation fit the model's context; off, the whole prompt is used, as open-unlearning's
+        `eval_text_similarity` (src/evals/metrics/utils.py) does. Either way one line says how many prompts
+        were cut or may run past the context."""
         questions = [self.rewrite(q) for q in questions]
         prompts = [
             self.tokenizer(q)["input_ids"] if raw else self.fmt.prompt_ids(q, self.tokenizer) for q in questions
         ]
-        prompts = [p[-(self.max_length - max_new_tokens) :] if self.max_length > max_new_tokens else p for p in prompts]
+        prompts = self._fit_prompts(prompts, max_new_tokens, cut_prompts)
         out: list[str] = [""] * len(prompts)
         for idx, input_ids, mask in self._left_padded(prompts):
             generated = self.model.generate(
@@ -205,6 +211,24 @@ class LM:
             for row, i in enumerate(idx):
                 out[i] = self.tokenizer.decode(generated[row, width:], skip_special_tokens=True).strip()
         return out
+
+
+    def _fit_prompts(self, prompts: list[list[int]], max_new_tokens: int, cut: bool) -> list[list[int]]:
+        """`prompts`, cut to their last (context - max_new_tokens) tokens when `cut` is on (and the context
+        exceeds max_new_tokens); one log line counts the prompts it cut, or, off, those that may run past the
+        context (RoPE models run on with positions they never trained at; learned absolute positions fail)."""
+        keep = self.max_length - max_new_tokens
+        long = sum(len(p) > keep for p in prompts)
+        if keep <= 0 or not long:
+            return prompts
+        if cut:
+            log.info("generation: cut %d of %d prompts to their last %d tokens, so that they and max_new_tokens=%d "
+                     "fit the model's context (%d tokens)", long, len(prompts), keep, max_new_tokens, self.max_length)
+            return [p[-keep:] for p in prompts]
+        log.info("generation: %d of %d prompts are longer than %d tokens, so they and max_new_tokens=%d may run past "
+                 "the model's context (%d tokens); each is generated from the whole prompt", long, len(prompts), keep,
+                 max_new_tokens, self.max_length)
+        return prompts
 
 
 def context_length(model: PreTrainedModel) -> int | None:

@@ -15,6 +15,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from unlearn_bench.benchmarks.base import SELF_REFERENCE, EvalOutput, GeneratesForgetCorpus
+from unlearn_bench.benchmarks.open_unlearning import read_retain_agg
 from unlearn_bench.benchmarks.registry import build_benchmark
 from unlearn_bench.data.collate import PromptFormat
 from unlearn_bench.diagnostics.stage import check_settings, run_diagnostics
@@ -125,7 +126,10 @@ def run(cfg: DictConfig) -> RunRecord:
     if getattr(method, "evaluates_as_is", False):  # method=none: the model under test is the target itself
         record = RunRecord(status="ok", run_id=run_id, config_hash=run_id, seconds=round(time.time() - start, 1),
                            **run_identity(cfg, fingerprint))
-        rows = metric_rows(cfg, run_id, {"retain": retain_eval}, target_eval, "ok")
+        # Without model.retain_path there is no retain model: its evaluation is the model's own, whose rows
+        # carry the method's name only (the reference is the model itself or bench.retain_logs_path).
+        baselines = {"retain": retain_eval} if retain_dir != target_dir else {}
+        rows = metric_rows(cfg, run_id, baselines, target_eval, "ok")
         on_main(ctx.accelerator, lambda: write_run(run_dir, cfg, record, rows, target_eval, [],
                                                    provenance.collect(started, ctx.accelerator, fingerprint)))
         return record
@@ -180,9 +184,13 @@ def as_is_config(cfg: DictConfig) -> DictConfig:
     """method=none: `model.path` used as is (fine-tuning off) and `model.retain_path` as the reference."""
     if cfg.model.path is None:
         raise ValueError("method=none evaluates model.path as is: set model.path to the model to evaluate")
-    if not cfg.model.retain_path:
+    logs = cfg.bench.get("retain_logs_path")  # TOFU: an open-unlearning retain log is the reference instead
+    if not cfg.model.retain_path and not logs:
         log.warning("method=none without model.retain_path: the model is its own reference, so forget quality "
                     "and PrivLeak compare it with itself")
+    elif not cfg.model.retain_path and read_retain_agg(logs, "mia_min_k") is None:
+        log.warning("method=none without model.retain_path: forget quality compares with bench.retain_logs_path, "
+                    "which has no mia_min_k, so PrivLeak compares the model with itself")
     cfg = copy.deepcopy(cfg)
     cfg.model.finetune.epochs, cfg.model.finetune.max_steps = 0, 0
     return cfg

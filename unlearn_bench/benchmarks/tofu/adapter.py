@@ -5,7 +5,9 @@ complement of the forget split (forget01/05/10 <-> retain99/95/90). Evaluation f
 config/eval_everything.yaml (locuslab/tofu): the four `*_perturbed` splits (retain, real authors, world facts,
 forget), each capped at its first `ds_size: 300` questions, greedy generations of TOFU's length 200, and the
 aggregation of aggregate_eval_stat.py. Per-example logs carry TOFU's file names (`eval_task` there), so the
-authors' aggregation script reads them unchanged.
+authors' aggregation script reads them unchanged. Generation starts from the whole prompt, as TOFU and
+open-unlearning's `eval_text_similarity` (src/evals/metrics/utils.py) do; `bench.cut_generation_prompts=true` keeps
+a prompt's last (context - max_new_tokens) tokens instead.
 
 Differences from the authors' code, kept on purpose:
 - `eval_max_examples=300` matches TOFU's `ds_size`; open-unlearning (locuslab/open-unlearning) scores all 400
@@ -185,7 +187,7 @@ class TofuBenchmark:
 
     def evaluate(self, lm: LM, reference: dict[str, Any] | None) -> EvalOutput:
         splits = self.eval_splits()
-        results = score_splits(lm, splits, self.cfg.max_new_tokens)
+        results = score_splits(lm, splits, self.cfg.max_new_tokens, self.cfg.cut_generation_prompts)
         retain_forget = (read_retain_truth_ratios(self.cfg.retain_logs_path) if self.cfg.retain_logs_path
                          else reference_forget_scores(results, reference))
         out = tofu_family_output(results, retain_forget)

@@ -15,6 +15,9 @@ class TofuConfig:
     forget_split: str = "forget10"      # forget01 | forget05 | forget10; the retain split follows
     eval_max_examples: Optional[int] = 300  # TOFU's ds_size; null scores every question (open-unlearning)
     max_new_tokens: int = 200           # TOFU's generation length (greedy, stops at EOS)
+    # Keep only a prompt's last (context - max_new_tokens) tokens, so that prompt + generation fit the model's
+    # context; false (open-unlearning's src/evals/metrics/utils.py) generates from the whole prompt.
+    cut_generation_prompts: bool = False
     # forget-vs-holdout MIA: open_unlearning (its TOFU attacks: EOS scored, zlib of decoded labels) | muse
     mia_style: str = "open_unlearning"
     # An open-unlearning TOFU_EVAL.json of a retain model (its retain_logs_path): forget quality compares against

@@ -33,9 +33,11 @@ class SplitResult:
     truncated: int = 0  # of those, longer than the model's context: scored on their first tokens only
 
 
-def score_splits(lm: LM, splits: Mapping[str, Sequence[EvalQA]], max_new_tokens: int) -> dict[str, SplitResult]:
-    """One batched scoring pass over every answer of every split, one batched generation pass. Answers longer
-    than the model's context are counted per split and logged: their loss covers the first tokens only."""
+def score_splits(lm: LM, splits: Mapping[str, Sequence[EvalQA]], max_new_tokens: int,
+                 cut_prompts: bool = False) -> dict[str, SplitResult]:
+    """One batched scoring pass over every answer of every split, one batched generation pass (from the whole
+    prompt, as open-unlearning generates, unless `cut_prompts`: `LM.generate`). Answers longer than the model's
+    context are counted per split and logged: their loss covers the first tokens only."""
     pairs: list[QA] = []
     counts: dict[str, tuple[int, int]] = {}
     for name, examples in splits.items():
@@ -48,7 +50,7 @@ def score_splits(lm: LM, splits: Mapping[str, Sequence[EvalQA]], max_new_tokens:
         pairs += split_pairs
     losses = iter(lm.answer_losses(pairs))
     questions = [ex.question for examples in splits.values() for ex in examples]
-    generations = iter(lm.generate(questions, max_new_tokens=max_new_tokens))
+    generations = iter(lm.generate(questions, max_new_tokens=max_new_tokens, cut_prompts=cut_prompts))
 
     results: dict[str, SplitResult] = {}
     for name, examples in splits.items():
