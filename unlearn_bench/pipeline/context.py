@@ -7,7 +7,7 @@ import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -44,9 +44,11 @@ class Context:
             self.training_digests = {role: self.data.training_digest(role) for role in ("target", "retain")}
 
     def model_settings(self) -> dict[str, Any]:
-        """The model config minus its display name (which determines nothing)."""
+        """The model config minus its display name and a given unlearned checkpoint (which determine nothing of
+        the target and retain models)."""
         m = OmegaConf.to_container(self.cfg.model, resolve=True)
         m.pop("name", None)
+        m.pop("unlearned_path", None)
         return m
 
     def model_key(self, role: str) -> dict[str, Any]:
@@ -131,16 +133,26 @@ def evaluate_model(ctx: Context, model: Any, tokenizer: Any, reference: dict[str
 def cached_eval(ctx: Context, role: str, model_dir: str, reference: dict[str, Any] | None,
                 reference_model: str | None = None) -> EvalOutput:
     cfg = ctx.cfg
-    key = {"model": model_identity(ctx, role, model_dir), "reference": reference_model,
-           "bench": OmegaConf.to_container(cfg.bench, resolve=True),
+
+    def load() -> tuple[Any, Any]:
+        return loading.load_saved(model_dir, cfg.model), loading.load_tokenizer(model_dir, cfg.model)
+
+    return cached_evaluation(ctx, role, model_identity(ctx, role, model_dir), load, reference, reference_model)
+
+
+def cached_evaluation(ctx: Context, label: str, identity: Any, load: Callable[[], tuple[Any, Any]],
+                      reference: dict[str, Any] | None, reference_model: str | None = None) -> EvalOutput:
+    """The bench's evaluation of the model `identity` names (`load()` gives it and its tokenizer), from cache
+    when present."""
+    cfg = ctx.cfg
+    key = {"model": identity, "reference": reference_model, "bench": OmegaConf.to_container(cfg.bench, resolve=True),
            "utility": OmegaConf.to_container(cfg.eval.utility, resolve=True), "data_fingerprint": ctx.data_digest}
 
     def build(out: Path) -> None:
-        model = loading.load_saved(model_dir, cfg.model).to(ctx.accelerator.device)
-        tok = loading.load_tokenizer(model_dir, cfg.model)
-        with stage(f"evaluate:{role}"):
-            stages.save_eval(evaluate_model(ctx, model, tok, reference), out / "eval.json")
+        model, tok = load()
+        with stage(f"evaluate:{label}"):
+            stages.save_eval(evaluate_model(ctx, model.to(ctx.accelerator.device), tok, reference), out / "eval.json")
 
     path, hit = shared_stage(ctx.accelerator, cfg.paths.cache_dir, "eval", key, build)
-    log.info("%s evaluation: %s", role, "reused from cache" if hit else "computed")
+    log.info("%s evaluation: %s", label, "reused from cache" if hit else "computed")
     return stages.load_eval(path / "eval.json")

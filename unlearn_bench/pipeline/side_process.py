@@ -6,6 +6,9 @@ finish sooner than two two-thread trainings in turn. The child trains through th
 `runner.finetuned_model` and writes the same cache entry, which the parent then reads as a cache hit; the
 thread count does not change the weights (tests/test_side_process.py compares them bit for bit).
 
+When the diagnose stage asks for `control:exact` (the retain recipe at another seed, `pipeline.controls`), the
+child trains that model too, after the retain model: three fine-tunes then share the two cores.
+
 Off (`parallel_finetune=false`) or not worthwhile: on CUDA, under `accelerate launch`, with one thread, for a
 fine-tune of fewer than `MIN_STEPS` steps, when either model is already cached, when the retain model is given
 (`model.retain_path`), in a daemonic worker (which may not start processes).
@@ -99,6 +102,7 @@ def finetune_retain(payload: Any, threads: int, send: Any) -> None:
     from unlearn_bench.runtime.device import make_accelerator
     from unlearn_bench.runtime.logs import quiet_noise
     from unlearn_bench.pipeline.context import finetuned_model
+    from unlearn_bench.pipeline.controls import exact_context, wants_exact
     from unlearn_bench.runtime.workers import exit_with_parent
 
     exit_with_parent()  # a main process killed with SIGKILL takes this one down
@@ -107,6 +111,8 @@ def finetune_retain(payload: Any, threads: int, send: Any) -> None:
         ctx, tokenizer = payload.get()
         ctx = dataclasses.replace(ctx, accelerator=make_accelerator(cpu=True))
         finetuned_model(ctx, "retain", ctx.data.retain_train, tokenizer)
+        if wants_exact(ctx):
+            finetuned_model(exact_context(ctx), "retain", ctx.data.retain_train, tokenizer)
     except BaseException as e:
         log.exception("fine-tuning the retain model failed")
         send.send(f"{type(e).__name__}: {e}")

@@ -140,6 +140,30 @@ def check_method_fits(method: Any, name: str, data: BenchData) -> None:
     method_alternates(method, name, data)
 
 
+def check_unlearned_path(cfg: DictConfig, method: Any) -> None:
+    """`model.unlearned_path` is a folder of weights, diagnosed in place of the method's output: the method only
+    labels the rows (its intent), so an inference-time method, whose output is a wrapper, cannot be one."""
+    from unlearn_bench.methods.base import is_inference_time
+
+    path = cfg.model.unlearned_path
+    if not path:
+        return
+    if not Path(path).expanduser().is_dir():
+        raise ConfigError(f"model.unlearned_path={path}: not a folder (a save_pretrained checkpoint)")
+    if is_inference_time(method):
+        raise ConfigError(f"model.unlearned_path is a checkpoint's weights, but method={cfg.method.name} is an "
+                          "inference-time method (its output is a wrapper, not weights): use method=none or the "
+                          "fine-tuning method that made the checkpoint")
+
+
+def check_same_vocabulary(model: Any, tokenizer: Any, path: str) -> None:
+    """A given unlearned checkpoint is scored with the target's tokenizer: their vocabularies must agree."""
+    rows = model.get_input_embeddings().weight.shape[0]
+    if rows < len(tokenizer):
+        raise ConfigError(f"model.unlearned_path={path}: {rows} embedding rows for the target's tokenizer of "
+                          f"{len(tokenizer)} tokens: it is not an unlearned copy of this target")
+
+
 def check_train_window(data: BenchData, max_length: int) -> None:
     """Token windows are batched as cut (`collate.token_windows`): they must fit the model's context."""
     if data.train_window is not None and data.train_window > max_length:
