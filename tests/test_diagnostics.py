@@ -379,7 +379,7 @@ def test_impossible_settings_fail_at_start(compose_cfg, tmp_path, override, mess
 # end to end -----------------------------------------------------------------------------------------------
 
 ALL = ["relearn", "quantize", "rephrase", "sampling", "probe", "partial", "soft_prompt", "sequential"]
-ATTACK_SPLITS = {"diag/none", "diag/relearn/steps_1", "diag/relearn/steps_2", "diag/relearn/unrelated",
+ATTACK_SPLITS = {"diag/none", "diag/relearn@1", "diag/relearn@2", "diag/relearn/unrelated",
                  "diag/quantize/int8", "diag/quantize/int4", "diag/rephrase/paraphrase", "diag/rephrase/mcq",
                  "diag/rephrase/mixed", "diag/sampling", "diag/probe", "diag/partial", "diag/soft_prompt"}
 CONTROLS = ["control:exact", "control:refusal", "control:partial", "control:collapsed"]
@@ -407,7 +407,7 @@ def test_smoke_run_writes_attack_rows_controls_and_verdicts(compose_cfg, tmp_pat
         attack_rows = [r for r in rows if r["method"] == method and r["split"] in ATTACK_SPLITS]
         assert {r["split"] for r in attack_rows} == ATTACK_SPLITS and {r["intent"] for r in attack_rows} == {intent}
         for split in ATTACK_SPLITS:
-            rung = split in ("diag/relearn/steps_1",)  # reported, never voting
+            rung = split in ("diag/relearn@1",)  # reported, never voting
             assert {r["metric"] for r in attack_rows if r["split"] == split} == {
                 "unlearned", "finetuned", "retain", "knowledge_share", "ci_low", "ci_high", *(() if rung else ("votes",))}
         assert sum(r["metric"] == "votes" for r in attack_rows) == n_votes  # the m of the Bonferroni adjustment
@@ -448,3 +448,20 @@ def test_report_shows_each_seeds_verdict_and_plots_shares_with_intervals():
     heights = sorted(round(p.get_height(), 6) for p in fig.axes[0].patches)
     assert heights == [0.3] * 4
     assert share_figure(rows[rows["metric"] == "retain"]) is None
+
+
+def test_relearn_curves_start_at_the_unattacked_score_and_draw_every_model():
+    import pandas as pd
+
+    from unlearn_bench.report.plots import relearn_figure
+
+    scores = {"none": (0.3, 0.99, 0.25), "relearn@5": (0.5, 0.97, 0.3), "relearn@20": (0.7, 0.95, 0.35)}
+    rows = pd.DataFrame([{"method": m, "split": f"diag/{a}", "metric": k, "value": v}
+                         for m in ("npo", "control:exact") for a, values in scores.items()
+                         for k, v in zip(("unlearned", "finetuned", "retain"), values)]
+                        + [{"method": "npo", "split": "diag/relearn/unrelated", "metric": "unlearned", "value": 0.9}])
+    fig = relearn_figure(rows)
+    lines = {line.get_label(): (list(line.get_xdata()), list(line.get_ydata())) for line in fig.axes[0].lines}
+    assert set(lines) == {"finetuned (target)", "retain", "npo", "control:exact"}
+    assert lines["npo"] == ([0, 5, 20], [0.3, 0.5, 0.7]) and lines["retain"] == ([0, 5, 20], [0.25, 0.3, 0.35])
+    assert relearn_figure(rows[rows["split"] == "diag/none"]) is None

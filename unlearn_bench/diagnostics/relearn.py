@@ -7,12 +7,12 @@ has to be learned from scratch, which the held-out groups cannot be. Deeb & Roge
 Łucki et al. 2024 (arXiv:2409.18025) find that a few steps, even on unrelated data, restore most "unlearned"
 knowledge, so the attack is a curve over budgets, not one point:
 
-  relearn/steps_<k>      k steps (`eval.diag.relearn.steps`, constant rate, so the k-step point of one run is the
-                         k-step run), cross-fitted: trained on each fold of forget groups, scored on the other,
-                         pooled, so every forget example is scored by a model that never trained on its group.
-                         The rung at `verdict_steps` votes; the others are reported (rung 0 is `none`).
-  relearn/unrelated      `verdict_steps` steps on retain examples only (as many as a fold holds), scored on every
-                         forget example: what relearning restores without any forget data.
+  relearn@<k>         k steps (`eval.diag.relearn.steps`, constant rate, so the k-step point of one run is the
+                      k-step run), cross-fitted: trained on each fold of forget groups, scored on the other,
+                      pooled, so every forget example is scored by a model that never trained on its group.
+                      The rung at `verdict_steps` votes; the others are reported (rung 0 is `none`).
+  relearn/unrelated   `verdict_steps` steps on retain examples only (as many as a fold holds), scored on every
+                      forget example: what relearning restores without any forget data.
 
 The budget is the same for every model of a run (learning rate `lr_fraction` x the model's fine-tuning rate,
 its batch size), so recoveries compare across methods; the retain model gets the same steps: what it
@@ -122,7 +122,7 @@ def attacks(inputs: DiagInputs, cfg: RelearnConfig) -> list[Attack]:
             for k, scores in relearn_curve(inputs, model, [examples[i].as_qa() for i in train], scored, settings,
                                            rungs).items():
                 pooled[k][scored] = scores
-        out = {f"relearn/steps_{k}": v for k, v in pooled.items()}
+        out = {f"relearn@{k}": v for k, v in pooled.items()}
         if cfg.unrelated:
             out["relearn/unrelated"] = relearn_curve(inputs, model, unrelated, everything, settings,
                                                      [cfg.verdict_steps])[cfg.verdict_steps]
@@ -135,7 +135,7 @@ def attacks(inputs: DiagInputs, cfg: RelearnConfig) -> list[Attack]:
         return Attack(name, METRIC, everything, part(name), key, white_box=True, weight_access=True, votes=votes,
                       max_ceiling_drop=cfg.max_ceiling_drop)
 
-    out = [attack(f"relearn/steps_{k}", k == cfg.verdict_steps) for k in rungs]
+    out = [attack(f"relearn@{k}", k == cfg.verdict_steps) for k in rungs]
     if cfg.unrelated:
         out.append(attack("relearn/unrelated", True))
     return out

@@ -17,7 +17,7 @@ intervals simultaneous over the voting attacks (Bonferroni, `share.simultaneous_
                  claiming that an attack measured it
   inconclusive   anything else (an interval straddles t)
 The note names the deciding attack and its interval, then who voted, e.g.
-`removed (relearn/steps_20 0.08 [0.01, 0.15]; 6 of 9 attacks voted: mcq, mixed, probe without signal)`.
+`removed (relearn@20 0.08 [0.01, 0.15]; 6 of 9 attacks voted: mcq, mixed, probe without signal)`.
 """
 from __future__ import annotations
 

@@ -89,6 +89,10 @@ def check_fields(cfg: DictConfig) -> None:
     if problems:
         raise ConfigError("unknown config field(s) (a typo, or a `+field` the schema does not have):\n  "
                           + "\n  ".join(problems))
+    if cfg.method.max_steps < 0:  # experiment=strong's mark, cleared by a method's strong setting
+        raise ConfigError(f"method.max_steps={cfg.method.max_steps}: method '{cfg.method.name}' has no "
+                          f"conf/method_experiment/{cfg.method.name}_strong.yaml for experiment=strong; find one with "
+                          "`python -m unlearn_bench.report.strong` (its --apply writes the file)")
 
 
 def _group_schemas(group: str, choice: str) -> type | None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -59,6 +60,7 @@ class Point:
     forget_quality: float
     model_utility: float
     retain_rouge: float
+    forget_rouge: float = math.nan
 
 
 def sweep_command(method: str, grid: dict[str, list[float]], results_dir: Path) -> list[str]:
@@ -74,23 +76,22 @@ def _value(run: pd.DataFrame, split: str, metric: str) -> float:
     return float(values.iloc[0]) if len(values) else float("nan")
 
 
-def collect_points(results_dir: Path) -> tuple[list[Point], Point]:
-    """Every finished grid point and the target model's row (method 'finetuned')."""
+def collect_points(results_dir: Path, with_retain: bool = False) -> tuple[list[Point], ...]:
+    """Every finished grid point and the target model's row (method 'finetuned'); and the retain model's with
+    `with_retain` (`report.strong` reads its forget ROUGE-L)."""
     df = collect_runs(results_dir)
-    points, target = [], None
+    points, refs = [], {}
     for (method, run_dir), run in df.groupby(["method", "run_dir"]):
-        if method == "retain":
-            continue
         cfg = OmegaConf.load(results_dir / run_dir / "config.yaml")
         point = Point(str(method), float(cfg.method.lr), int(cfg.method.epochs), _value(run, "summary", "forget_quality"),
-                      _value(run, "summary", "model_utility"), _value(run, "retain", "rouge"))
-        if method == "finetuned":
-            target = point
+                      _value(run, "summary", "model_utility"), _value(run, "retain", "rouge"), _value(run, "forget", "rouge"))
+        if method in ("finetuned", "retain"):
+            refs[method] = point
         else:
             points.append(point)
-    if target is None:
+    if "finetuned" not in refs:
         raise FileNotFoundError(f"{results_dir}: no finished run holds the target model's metrics")
-    return points, target
+    return (points, refs["finetuned"], refs.get("retain")) if with_retain else (points, refs["finetuned"])
 
 
 def admissible(point: Point, target: Point) -> bool:
