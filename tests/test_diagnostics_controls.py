@@ -181,9 +181,10 @@ def test_a_rung_of_one_constant_rate_run_is_that_many_steps_run(tiny_lm):
 
 # the controls' models -------------------------------------------------------------------------------------------
 
-def test_refusal_control_trains_only_the_tail_and_collapse_rebuilds_the_layers(tiny_lm):
-    model, _ = tiny_lm
-    model = copy.deepcopy(model)
+def test_refusal_control_trains_only_the_tail_and_collapse_rebuilds_the_layers(saved_model_dir):
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(saved_model_dir)  # loaded weights: what the control starts from
     tail = controls.tail_parameters(model, 1)
     expected = list(model.model.layers[-1].parameters()) + list(model.model.norm.parameters())  # head tied: frozen
     assert [id(p) for p in tail] == [id(p) for p in expected]
@@ -195,19 +196,21 @@ def test_refusal_control_trains_only_the_tail_and_collapse_rebuilds_the_layers(t
     changed = {n for n, p in model.named_parameters() if not torch.equal(p, before[n])}
     assert changed and all(".layers." in n for n in changed)  # embeddings kept
     assert {n.split(".")[2] for n in changed if "proj" in n} == {"0", "1"}  # every layer
+    assert all(torch.equal(p, torch.ones_like(p)) for n, p in model.named_parameters() if "layernorm" in n)
 
 
-def test_refusal_and_replay_sets():
+def test_refusal_and_partial_training_sets():
     forget = [QA(f"f{i}?", f"fact {i}.") for i in range(4)]
-    retain = [QA(f"r{i}?", f"kept {i}.") for i in range(10)]
-    out = controls.refusal_set(forget, retain, ["I don't know.", "No idea."], seed=0)
+    retain = [QA(f"r{i}?", f"kept {i}.") for i in range(20)]
+    out = controls.refusal_set(forget, retain, ["I don't know.", "No idea."], replay=3, seed=0)
     assert [q.question for q in out[:4]] == ["f0?", "f1?", "f2?", "f3?"]
-    assert all(q.answer in ("I don't know.", "No idea.") for q in out[:4]) and len(out) == 8 and set(out[4:]) <= set(retain)
-    assert out == controls.refusal_set(forget, retain, ["I don't know.", "No idea."], seed=0)  # seeded
+    assert all(q.answer in ("I don't know.", "No idea.") for q in out[:4])
+    assert len(out) == 16 and len(set(out[4:])) == 12 and set(out[4:]) <= set(retain)  # 3 retain QA per refusal
+    assert out == controls.refusal_set(forget, retain, ["I don't know.", "No idea."], replay=3, seed=0)  # seeded
     with pytest.raises(controls.Unavailable, match="no refusal answers"):
-        controls.refusal_set(forget, retain, [], seed=0)
-    replay = controls.replayed(forget[:2], retain, seed=1)
-    assert replay[:2] == forget[:2] and len(replay) == 4 and set(replay[2:]) <= set(retain)
+        controls.refusal_set(forget, retain, [], replay=3, seed=0)
+    taught = controls.partial_set(forget[:2], retain, repeats=10)
+    assert taught.count(forget[0]) == 10 and taught.count(forget[2]) == 0 and taught[20:] == retain  # all of it, once
 
 
 def test_control_pass_rules():
@@ -280,3 +283,21 @@ def test_a_given_unlearned_checkpoint_is_diagnosed_against_the_configured_models
         run_rows(compose_cfg([*base, "method=none", f"model.unlearned_path={tmp_path / 'absent'}"]))
     with pytest.raises(ConfigError, match="inference-time"):
         run_rows(compose_cfg([*base, "method=icul", f"model.unlearned_path={checkpoints[0]}"]))
+
+
+def test_an_inference_time_method_meets_only_the_black_box_attacks(compose_cfg, smoke_run, tmp_path):
+    """Its weights are the target's: a white-box attack would only re-measure the target (the old rows' relearn
+    1.00 [1.00, 1.00]), so none runs and the verdict says the weights are unchanged instead."""
+    _, base, _ = smoke_run
+    rows = run_rows(compose_cfg([*base, f"paths.results_dir={tmp_path}", "method=icul", "eval.diag.controls=[]",
+                                 "eval.diagnostics=[quantize,sampling]", "eval.diag.sampling.k=1"]))
+    assert {r["split"] for r in rows if r["method"] == "icul" and r["split"].startswith("diag/")} == {
+        "diag/none", "diag/sampling", "diag/utility"}
+
+
+def test_suppressed_names_a_weight_access_attack_where_one_shows_it():
+    votes = {"none": Vote(share(-0.26, -0.39, -0.16)), "partial": Vote(share(0.52, 0.39, 0.66)),
+             "relearn@10": Vote(share(0.54, 0.38, 0.67), weight_access=True), "sampling": Vote(share(0.0, -0.1, 0.1))}
+    assert decide(votes, 0.25).note.startswith("suppressed (relearn@10 0.54 [0.38, 0.67]")  # not the black-box partial
+    votes["relearn@10"] = Vote(share(0.1, 0.0, 0.2), weight_access=True)
+    assert decide(votes, 0.25).note.startswith("suppressed (partial 0.52 [0.39, 0.66]")

@@ -6,15 +6,15 @@ under every attack: no score is borrowed from a reference).
   exact      the retain recipe at another training seed (`control.seed_offset`): it never saw the forget data.
              Right verdict `removed`; its distance from the retain model under each attack is the run's noise
              floor (`verdict.signal`).
-  refusal    the target fine-tuned further to answer the forget questions with refusals (and the retain
-             questions as before), only its last `control.refusal_layers` decoder layers, final norm and an
-             untied output head trainable: the frozen body keeps the knowledge. Right verdict `suppressed`,
+  refusal    the target fine-tuned further to answer the forget questions with refusals (and retain questions
+             as before), only its last `control.refusal_layers` decoder layers, final norm and an untied output
+             head trainable: the frozen body keeps the knowledge. Right verdict `suppressed`,
              shown by a weight-access attack; if its own answers are not below the threshold (`none`), it did
              not suppress and is no pass.
-  partial    the retain model fine-tuned on half the forget groups (`control.partial_fraction`, with as many
-             retain examples replayed). Right: a `none` share whose interval holds the share of the target's
-             knowledge in the groups it saw (`share.gap_fraction`), reported with the shares of the seen and
-             unseen groups.
+  partial    the retain model fine-tuned further on half the forget groups (`control.partial_fraction`) with
+             the retain set (`partial_set`). Right: not collapsed, and a `none` share whose interval holds the
+             share of the target's knowledge in the groups it saw (`share.gap_fraction`); reported with the
+             shares of the seen and the unseen groups.
   collapsed  the target with every decoder layer re-initialised (seeded). Right verdict `collapsed` (the
              utility gate).
 
@@ -86,26 +86,37 @@ def tail_parameters(model: PreTrainedModel, n_layers: int) -> list[torch.nn.Para
     return params
 
 
-def refusal_set(forget: Sequence[QA], retain: Sequence[QA], refusals: Sequence[str], seed: int) -> list[QA]:
-    """Every forget question with a refusal (seeded draw), then as many retain QA (seeded draw) as they are."""
+def refusal_set(forget: Sequence[QA], retain: Sequence[QA], refusals: Sequence[str], replay: int, seed: int) -> list[QA]:
+    """Every forget question with a refusal (seeded draw), then `replay` retain QA per forget question (seeded
+    draw) answered as before."""
     if not refusals:
         raise Unavailable("the bench has no refusal answers")
     rng = random.Random(seed)
     out = [QA(qa.question, rng.choice(list(refusals))) for qa in forget]
-    return out + rng.sample(list(retain), min(len(retain), len(forget)))
+    return out + rng.sample(list(retain), min(len(retain), replay * len(forget)))
 
 
-def replayed(train: Sequence[QA], retain: Sequence[QA], seed: int) -> list[QA]:
-    """`train` and as many retain examples (seeded draw), so further fine-tuning keeps what the model knew."""
-    return list(train) + random.Random(seed).sample(list(retain), min(len(retain), len(train)))
+def partial_set(seen: Sequence[QA], retain: Sequence[QA], repeats: int) -> list[QA]:
+    """`repeats` copies of the seen groups' QA and the whole retain set once: one pass of further fine-tuning
+    teaches them while every retain example keeps being seen (a small replay sample lost half the retain ROUGE)."""
+    return list(seen) * repeats + list(retain)
 
 
 @torch.no_grad()
 def collapse_(model: PreTrainedModel, seed: int) -> PreTrainedModel:
-    """Every decoder layer re-initialised with the model's own initialiser (seeded), in place."""
-    torch.manual_seed(seed)
+    """Every decoder layer re-initialised as its config initialises a new model (seeded), in place: linear
+    weights normal with std `initializer_range`, biases 0, norms 1. (Done here, not by the model's own
+    `_init_weights`, which skips weights loaded from a checkpoint.)"""
+    std = getattr(model.config, "initializer_range", 0.02)
+    generator = torch.Generator().manual_seed(seed)
     for layer in decoder_layers(model):
-        layer.apply(model._init_weights)
+        for module in layer.modules():
+            if isinstance(module, torch.nn.Linear):
+                module.weight.copy_(torch.randn(module.weight.shape, generator=generator) * std)
+                if module.bias is not None:
+                    module.bias.zero_()
+            elif not list(module.children()) and getattr(module, "weight", None) is not None and module.weight.dim() == 1:
+                module.weight.fill_(1.0)  # a norm's scale
     return model
 
 
@@ -123,6 +134,6 @@ def assess(name: str, verdict: Verdict, votes: dict[str, Vote], threshold: float
     if name == "partial":
         fraction, seen, unseen = partial
         parts = f"seen groups {seen.value:.2f}, unseen {unseen.value:.2f}"
-        ok = none.defined and none.ci_low <= fraction <= none.ci_high
+        ok = verdict.label != "collapsed" and none.defined and none.ci_low <= fraction <= none.ci_high
         return ok, f"expected a none share holding {fraction:.2f} ({parts})"
     return verdict.label == EXPECTED[name], f"expected {EXPECTED[name]}"

@@ -21,8 +21,8 @@ class RelearnConfig(OptimFields):
     lr_fraction: float = 0.1      # of model.finetune.lr where lr is None: gentle enough that the target keeps its answers
     batch_size: Optional[int] = None
     scheduler: Scheduler = Scheduler.constant
-    steps: list[int] = field(default_factory=lambda: [5, 10, 20, 40])  # the ladder (rung 0 is the `none` attack)
-    verdict_steps: int = 20       # the rung that votes
+    steps: list[int] = field(default_factory=lambda: [5, 10, 20])  # the ladder (rung 0 is the `none` attack)
+    verdict_steps: int = 10       # the rung that votes
     # a rung whose relearning lowers the target's own held-out score by more than this share has no signal
     max_ceiling_drop: float = 0.2
     unrelated: bool = True        # also relearn on retain examples only (relearn/unrelated, Łucki et al. 2024)
@@ -77,12 +77,17 @@ class SequentialConfig:
 
 @dataclass
 class ControlConfig:
-    """How the known-answer controls are built (`diagnostics.controls`)."""
+    """How the known-answer controls are built (`diagnostics.controls`); rates are multiples of the model's
+    fine-tuning rate (`model.finetune.lr`). Defaults measured on a half-size embedded world (README)."""
 
-    seed_offset: int = 1          # exact: the retain recipe at training seed + this
-    refusal_layers: int = 1       # refusal: trainable last decoder layers (with the final norm and an untied head)
-    refusal_epochs: float = 5     # refusal: epochs over the forget questions with refusals plus as many retain QA
-    partial_fraction: float = 0.5  # partial: share of the forget groups it is trained on
+    seed_offset: int = 1            # exact: the retain recipe at training seed + this
+    refusal_layers: int = 1         # refusal: trainable last decoder layers (with the final norm and an untied head)
+    refusal_epochs: float = 10      # refusal: epochs over the forget questions with refusals and the retain replay
+    refusal_lr_factor: float = 2.5  # refusal: one layer has to learn to tell forget from retain authors
+    refusal_replay: int = 3         # refusal: retain QA per refused forget question (fewer: retain answers suffer)
+    partial_fraction: float = 0.5   # partial: share of the forget groups it is trained on
+    partial_repeats: int = 10       # partial: copies of those groups' QA, in one pass with the whole retain set
+    partial_lr_factor: float = 0.25  # partial: gentle, so the retain model keeps what it knew
 
 
 @dataclass

@@ -246,9 +246,9 @@ def run_diagnostics(ctx: Any, model: Any, tokenizer: Any, run_id: str, new_metho
 def attack_cases(inputs: DiagInputs, unlearned: Subject, attack_names: Sequence[str], references: Mapping[str, Subject],
                  controls: Sequence[Control] = ()) -> list[Case]:
     """The run's method and each control through every attack (an inference-time method, whose weights are the
-    target's, through the black-box ones only); verdicts marked `uncalibrated` where a control failed or was
-    not built. `control:exact` is scored first: its distance from the retain model is every other case's
-    noise floor."""
+    target's, through the black-box ones only; a model the utility gate calls collapsed through none);
+    verdicts marked `uncalibrated` where a control failed or was not built. `control:exact` is scored first:
+    its distance from the retain model is every other case's noise floor."""
     settings = inputs.settings
     attacks = [no_attack(inputs)] + [a for name in attack_names for a in ATTACKS[name](inputs, getattr(settings, name))]
     level = simultaneous_level(settings.level, sum(a.votes for a in attacks))
@@ -257,16 +257,18 @@ def attack_cases(inputs: DiagInputs, unlearned: Subject, attack_names: Sequence[
 
     def case(subject: Subject, method: str, intent: str, noise: Mapping[str, float] | None,
              weights_unchanged: bool = False) -> tuple[Case, dict[str, np.ndarray]]:
-        scored = [a for a in attacks if not (weights_unchanged and a.white_box)]
+        mine = gate.utility(subject.evaluation, inputs.tokenizer)
+        collapsed = gate.gate(mine, target_utility, settings.min_utility)
+        # a wreck's verdict reads no attack, so only its own answers (`none`, free) are scored
+        scored = [a for a in attacks if not (weights_unchanged and a.white_box) and not (collapsed and a.name != NO_ATTACK)]
         scores = score_subject(inputs, scored, subject)
         shares = shares_of(inputs, scored, {**ref_scores, "unlearned": scores}, level)
         votes = {a.name: Vote(shares[a.name], a.weight_access, signal(shares[a.name], settings.max_width,
-                                                                      None if noise is None else noise[a.name],
+                                                                      None if noise is None else noise.get(a.name),
                                                                       ceiling_drop(a, ref_scores["finetuned"])),
                               eligible=a.votes)
                  for a in scored}
-        mine = gate.utility(subject.evaluation, inputs.tokenizer)
-        verdict = decide(votes, settings.threshold, gate.gate(mine, target_utility, settings.min_utility), weights_unchanged)
+        verdict = decide(votes, settings.threshold, collapsed, weights_unchanged)
         utility = {name: (mine[name], target_utility[name]) for name in mine if np.isfinite(target_utility[name])}
         return Case(method, intent, {a.name: a.metric for a in scored}, votes, verdict, utility), scores
 
@@ -274,7 +276,7 @@ def attack_cases(inputs: DiagInputs, unlearned: Subject, attack_names: Sequence[
     cases, noise = [], None
     if "exact" in built:
         exact, scores = case(built["exact"].subject, PREFIX + "exact", "control", None)
-        noise = {a.name: abs(float(np.mean(scores[a.name])) - float(np.mean(ref_scores["retain"][a.name]))) for a in attacks}
+        noise = {name: abs(float(np.mean(v)) - float(np.mean(ref_scores["retain"][name]))) for name, v in scores.items()}
         cases.append(assessed(exact, "exact", settings.threshold))
     cfg = inputs.cfg
     cases.insert(0, case(unlearned, cfg.method.name, cfg.method.intent, noise, unlearned.wrapper is not None)[0])

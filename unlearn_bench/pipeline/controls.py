@@ -2,12 +2,12 @@
 cached like the target and retain models: a cache entry keyed by what determines it, so a second method of a
 sweep pays nothing for them, and each evaluated once (its `none` scores and utility are its own).
 
-Cost on the embedded default (one thread): exact is one more retain fine-tune (1,260 steps), trained beside
-the target by the side process (`pipeline.side_process`) when that runs, and it is the next seed's retain
-model, so `-m seed=0,1,2` trains one more model in all; partial is the retain model fine-tuned on 10 forget
-authors and as many retain QA (200 QA, 20 epochs: 140 steps); refusal trains one layer for 5 epochs over
-the forget questions and as many retain QA (400 QA: 65 steps); collapsed trains nothing (rebuilt in memory,
-never written). Each then costs one evaluation and its attacks.
+Cost on the embedded default: exact is one more retain fine-tune (1,260 steps), trained after the retain model
+by the side process (`pipeline.side_process`) when that runs, and it is the next seed's retain model, so
+`-m seed=0,1,2` trains one more model in all; partial is one pass of 10 copies of 10 forget authors' QA with
+the retain set (3,222 QA: 101 steps); refusal trains one layer for 10 epochs over the 200 refused forget
+questions and 600 retain QA (250 steps, the backward pass through one layer only); collapsed trains nothing
+(rebuilt in memory, never written). Each then costs one evaluation and its attacks.
 """
 from __future__ import annotations
 
@@ -31,6 +31,8 @@ from unlearn_bench.runtime.logs import stage
 from unlearn_bench.training import recipes
 
 log = logging.getLogger(__name__)
+
+VERSION = 2  # part of every control's cache key: bump when a control is built differently
 
 
 def exact_context(ctx: Context) -> Context:
@@ -62,7 +64,7 @@ def trained_from(ctx: Context, name: str, start_dir: str, start_key: Any, exampl
     default all, through `model.lora` as the target's recipe), from cache when present; (its folder, its cache
     identity)."""
     cfg = ctx.cfg
-    key = {"control": name, "from": start_key, "examples": digest(examples), "settings": recipes.optim_settings(settings).__dict__,
+    key = {"control": name, "version": VERSION, "from": start_key, "examples": digest(examples), "settings": dataclasses.asdict(settings),
            "max_length": cfg.model.max_length, "seed": cfg.seed,
            "layers": cfg.eval.diag.control.refusal_layers if name == "refusal" else None}
 
@@ -92,6 +94,11 @@ def build_controls(ctx: Context, tokenizer: Any, target_dir: str, retain_dir: st
     examples = list(ctx.bench.eval_splits()["forget"])
     ccfg = cfg.eval.diag.control
 
+    def scaled(lr_factor: float, epochs: float) -> Any:
+        """The model's fine-tuning settings at `lr_factor` x its rate for `epochs` epochs."""
+        finetune = recipes.optim_settings(cfg.model.finetune)
+        return dataclasses.replace(finetune, lr=lr_factor * finetune.lr, epochs=epochs, max_steps=0)
+
     def subject(name: str, path: str, key: Any) -> Subject:
         def load() -> tuple[Any, Any]:
             return loading.load_saved(path, cfg.model), tokenizer
@@ -112,19 +119,20 @@ def build_controls(ctx: Context, tokenizer: Any, target_dir: str, retain_dir: st
         if len(set(groups)) < 2:
             raise Unavailable(f"{len(set(groups))} forget group(s): no half to hold out")
         seen, _ = disjoint_split(groups, ccfg.partial_fraction)
-        train = controls.replayed([examples[i].as_qa() for i in seen], ctx.data.retain_train, cfg.seed)
-        path, key = trained_from(ctx, "partial", retain_dir, retain_key, train, cfg.model.finetune, tokenizer)
+        train = controls.partial_set([examples[i].as_qa() for i in seen], ctx.data.retain_train, ccfg.partial_repeats)
+        path, key = trained_from(ctx, "partial", retain_dir, retain_key, train, scaled(ccfg.partial_lr_factor, 1), tokenizer)
         return Control("partial", subject("partial", path, key), seen=seen)
 
     def refusal() -> Control:
-        train = controls.refusal_set(ctx.data.forget, ctx.data.retain_train, ctx.data.refusals, cfg.seed)
-        settings = dataclasses.replace(recipes.optim_settings(cfg.model.finetune), epochs=ccfg.refusal_epochs, max_steps=0)
+        train = controls.refusal_set(ctx.data.forget, ctx.data.retain_train, ctx.data.refusals, ccfg.refusal_replay,
+                                     cfg.seed)
+        settings = scaled(ccfg.refusal_lr_factor, ccfg.refusal_epochs)
         path, key = trained_from(ctx, "refusal", target_dir, target_key, train, settings, tokenizer,
                                  lambda m: controls.tail_parameters(m, ccfg.refusal_layers))
         return Control("refusal", subject("refusal", path, key))
 
     def collapsed() -> Control:
-        key = {"control": "collapsed", "from": target_key, "seed": cfg.seed}
+        key = {"control": "collapsed", "version": VERSION, "from": target_key, "seed": cfg.seed}
 
         def load() -> tuple[Any, Any]:
             return controls.collapse_(loading.load_saved(target_dir, cfg.model), cfg.seed), tokenizer
