@@ -6,15 +6,21 @@ STAMP := $(VENV)/.installed
 
 .PHONY: install run test sweep tune tune-strong report clean
 
+# Quiet: one line per step; pip's own warnings (-qq keeps errors) and its version check stay out of the way.
+PIP := $(BIN)/pip install -qq --disable-pip-version-check
+
 $(BIN)/python:
-	$(PY) -m venv $(VENV)
+	@echo "make: creating $(VENV)"
+	@$(PY) -m venv $(VENV)
 
 # torch first, pinned to the CPU wheel on disk, so no dependency pulls a multi-GB CUDA build.
 $(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -e '.[dev]'
-	touch $(STAMP)
+	@echo "make: installing pip, torch 2.13.0 (CPU), then unlearn-bench and its dependencies into $(VENV) (a few minutes the first time)"
+	@$(PIP) --upgrade pip
+	@$(PIP) torch==2.13.0
+	@$(PIP) -e '.[dev]'
+	@touch $(STAMP)
+	@echo "make: installed"
 
 install: $(STAMP)
 
@@ -25,7 +31,7 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
 sweep: $(STAMP)
-	$(BIN)/unlearn-bench -m method=ga,graddiff,ga_kl,npo,simnpo,wga,undial,ngdiff,rmu,task_negation,idk,idk_dpo,wrong_answers,ihl
+	$(BIN)/unlearn-bench -m method=ga,graddiff,ga_kl,npo,simnpo,wga,undial,ngdiff,rmu,task_negation,ceu,satimp,pdu,altpo,idk,idk_dpo,wrong_answers,ihl
 	$(BIN)/unlearn-bench-report results
 
 # The grid search behind conf/method/*.yaml (unlearn_bench/report/tuning.py): world seed 1, diagnostics off, about

@@ -45,3 +45,19 @@ def test_multirun_trains_once_and_records_failures(tmp_path):
     failed = list((tmp_path / "results" / "fictitious" / "missing").glob("*/*/run.json"))
     assert len(failed) == 2, bad.stderr[-2000:]
     assert all(json.loads(p.read_text())["status"] == "failed" for p in failed)
+
+
+def test_single_run_input_errors_are_one_line(tmp_path, shared_data):
+    common = ["experiment=smoke", f"paths.cache_dir={tmp_path / 'cache'}", f"paths.results_dir={tmp_path / 'results'}"]
+    seed = cli(*common, "seed=-1", cwd=tmp_path)
+    assert seed.returncode == 2 and "Traceback" not in seed.stderr
+    assert seed.stderr.strip().splitlines()[-1] == "error: seed=-1: must be an integer with 0 <= seed < 2**32 (numpy's seed range)"
+    # (HYDRA_FULL_ERROR=1 keeps the traceback: tests/test_errors.py)
+
+    data = Path(shutil.copytree(shared_data / "tofu", tmp_path / "tofu"))
+    lines = (data / "forget01.json").read_text().splitlines()
+    lines[2] = json.dumps({"question": json.loads(lines[2])["question"]})  # record 3 loses its answer
+    (data / "forget01.json").write_text("\n".join(lines) + "\n")
+    bad = cli(*common, "bench=tofu", f"bench.data_dir={data}", "bench.forget_split=forget01", cwd=tmp_path)
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr
+    assert bad.stderr.strip().splitlines()[-1] == f"error: {data / 'forget01.json'}: record 3: missing field 'answer'"

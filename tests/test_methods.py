@@ -59,12 +59,12 @@ def logsigmoid(x: float) -> float:
 
 def test_every_method_is_registered_with_valid_tags():
     expected = {"ga", "graddiff", "ga_kl", "npo", "simnpo", "wga", "undial", "ngdiff", "rmu", "task_negation",
-                "idk", "idk_dpo", "wrong_answers", "ihl"}
+                "ceu", "satimp", "pdu", "altpo", "idk", "idk_dpo", "wrong_answers", "ihl"}
     classes = method_classes()
     assert expected <= set(classes)
     for name, cls in classes.items():
         assert cls.intent in ("removal", "suppression", "none"), name
-        assert cls.alternate in (None, "refusal", "perturbed"), name
+        assert cls.alternate in (None, "refusal", "perturbed", "generated"), name
         assert isinstance(cls.needs_reference, bool), name
     inference_time = {"icul", "rag_guard", "uld"}
     assert {n for n, c in classes.items() if c.intent == "suppression"} == {"idk", "idk_dpo", "wrong_answers", "ihl"} | inference_time
@@ -130,16 +130,128 @@ def test_reference_free_methods_reject_kl_retain():
         method("npo", retain_loss="bogus")
 
 
-def test_idk_dpo_with_reference():
+@pytest.mark.parametrize("name", ["idk_dpo", "altpo"])
+def test_dpo_toward_the_alternate_with_reference(name):
     model, ref = model_and_ref()
     beta = 0.1
-    win = (math.log(P[0]) + math.log(P[1])) - 2 * math.log(1 / 3)   # refusal (alternate) log-ratio
+    win = (math.log(P[0]) + math.log(P[1])) - 2 * math.log(1 / 3)   # refusal / generated (alternate) log-ratio
     lose = (math.log(P[1]) + math.log(Q[2])) - 2 * math.log(1 / 3)  # original answer log-ratio
     expected = -(2 / beta) * logsigmoid(beta * (win - lose))
-    out = method("idk_dpo", beta=beta, retain_loss="none").loss(model, UnlearnBatch(FORGET, None, ALTERNATE), ref)
+    out = method(name, beta=beta, retain_loss="none").loss(model, UnlearnBatch(FORGET, None, ALTERNATE), ref)
     assert out.loss.item() == pytest.approx(expected, rel=1e-6)
     with pytest.raises(ValueError, match="alternate"):
-        method("idk_dpo").loss(model, UnlearnBatch(FORGET), ref)
+        method(name).loss(model, UnlearnBatch(FORGET), ref)
+
+
+def rows(*sequences: list[int], n_prompt: int = 1) -> Batch:
+    """Sequences of different lengths, right-padded with token 2 (label -100), each with `n_prompt` prompt tokens."""
+    width = max(map(len, sequences))
+    ids = torch.tensor([s + [2] * (width - len(s)) for s in sequences])
+    labels = ids.clone()
+    labels[:, :n_prompt] = IGNORE_INDEX
+    for row, s in enumerate(sequences):
+        labels[row, len(s):] = IGNORE_INDEX
+    return Batch(ids, torch.tensor([[1] * len(s) + [0] * (width - len(s)) for s in sequences]), labels)
+
+
+# Two rows with 2 and 3 answer tokens: a pooled mean over the 5 tokens differs from a mean of row means.
+# Row 1 [0, 1, 2]: 1 after 0 (row P), 2 after 1 (Q). Row 2 [1, 0, 1, 1]: 0 after 1 (Q), 1 after 0 (P), 1 after 1 (Q).
+RAGGED = rows([0, 1, 2], [1, 0, 1, 1])
+RAGGED_TERMS = [(P, 1), (Q, 2), (Q, 0), (P, 1), (Q, 1)]  # (next-token distribution, target) per answer token
+
+
+def test_ceu_is_the_pooled_cross_entropy_to_the_distribution_without_the_true_token():
+    model, _ = model_and_ref()
+
+    def ce(row, y):  # target: the row renormalised without y; the model's distribution is the row itself
+        return -sum(row[v] / (1 - row[y]) * math.log(row[v]) for v in range(3) if v != y)
+
+    out = method("ceu", ignore_first_n_answer_tokens=0).loss(model, UnlearnBatch(RAGGED), None)
+    assert out.loss.item() == pytest.approx(sum(ce(r, y) for r, y in RAGGED_TERMS) / 5, rel=1e-6)
+    # n=1 drops each row's first answer token: row 1 keeps (Q, 2), row 2 keeps (P, 1), (Q, 1)
+    out = method("ceu").loss(model, UnlearnBatch(RAGGED), None)
+    assert out.loss.item() == pytest.approx((ce(Q, 2) + ce(P, 1) + ce(Q, 1)) / 3, rel=1e-6)
+    model.table.grad = None
+    out.loss.backward()
+    assert model.table.grad[2].abs().sum() == 0  # row U predicts no scored token
+    with pytest.raises(ValueError, match="ignore_first_n_answer_tokens"):
+        method("ceu", ignore_first_n_answer_tokens=-1)
+
+
+def test_satimp_weights_saturation_and_importance_pooled_over_tokens():
+    model, _ = model_and_ref()
+    beta1, beta2, gamma = 2.0, 3.0, 0.5
+    terms = [(r[y] ** beta1 * (1 - r[y]) ** beta2, -math.log(r[y])) for r, y in RAGGED_TERMS]
+    forget = -sum(w * nll for w, nll in terms) / 5
+    retain_nll = -(math.log(Q[1]) + math.log(Q[0])) / 2
+    out = method("satimp", beta1=beta1, beta2=beta2, forget_weight=gamma).loss(model, UnlearnBatch(RAGGED, RETAIN), None)
+    assert out.loss.item() == pytest.approx(gamma * forget + retain_nll, rel=1e-6)
+    assert out.components["satimp_weight"] == pytest.approx(sum(w for w, _ in terms) / 5, rel=1e-6)
+    for field in ("beta1", "beta2"):
+        with pytest.raises(ValueError, match=f"satimp: {field} must be >= 0"):
+            method("satimp", **{field: -1.0})
+
+
+def margin(row: list[float]) -> float:
+    logits = [math.log(x) for x in row]
+    return (max(logits) - sum(logits) / 3) ** 2
+
+
+def test_pdu_flattens_the_logits_of_the_positions_that_read_an_answer_token():
+    model, _ = model_and_ref()
+    # open-unlearning's mask is the unshifted labels': row 1 positions 1, 2 read tokens 1, 2 (rows Q, U); row 2
+    # positions 1-3 read 0, 1, 1 (P, Q, Q). The last prompt token (predicting the first answer token) is not scored.
+    forget = (margin(Q) + margin(U) + margin(P) + 2 * margin(Q)) / 5
+    retain_nll = -(math.log(Q[1]) + math.log(Q[0])) / 2
+    out = method("pdu", retain_loss_eps=0.25, primal_dual=False).loss(model, UnlearnBatch(RAGGED, RETAIN), None)
+    assert out.loss.item() == pytest.approx(forget + (retain_nll - 0.25), rel=1e-6)
+    assert out.components["pdu_forget"] == pytest.approx(forget, rel=1e-6)
+
+
+@pytest.mark.parametrize("upon", ["step", "epoch"])
+def test_pdu_dual_variable_moves_after_the_warm_up(upon):
+    """lambda <- max(0, lambda + step * (retain - eps)): in `step` mode after every loss from the warm-up's end on;
+    in `epoch` mode once per finished epoch, from the mean retain NLL of its batches (seen at the next epoch's first
+    batch). The model does not change here, so every retain NLL is the same r."""
+    model, _ = model_and_ref()
+    r = -(math.log(Q[1]) + math.log(Q[0])) / 2
+    eps, step, alpha = 0.5, 0.3, 1.0
+    m = method("pdu", retain_loss_eps=eps, dual_step_size=step, dual_update_upon=upon, dual_warmup_epochs=1,
+               retain_weight=alpha)
+    forget = m.loss(model, UnlearnBatch(FORGET, RETAIN), None).components["pdu_forget"]
+    m.setup(model, None)  # a new run starts from alpha again
+    used = []
+    for epoch in (0, 0, 1, 1, 2):
+        out = m.loss(model, UnlearnBatch(FORGET, RETAIN, epoch=epoch), None)
+        used.append((out.loss.item() - forget) / (r - eps))  # the lambda this loss was weighted with
+    grow = step * (r - eps)
+    if upon == "step":  # epoch 0 is the warm-up; each loss of epoch 1 and 2 is followed by a step
+        expected = [alpha, alpha, alpha, alpha + grow, alpha + 2 * grow]
+    else:  # the end of epoch 0 (1 done >= warm-up 1) and of epoch 1 each add one step
+        expected = [alpha, alpha, alpha + grow, alpha + grow, alpha + 2 * grow]
+    assert used == pytest.approx(expected, rel=1e-5)
+    m = method("pdu", retain_loss_eps=10.0, dual_warmup_epochs=0, retain_weight=0.2)
+    m.loss(model, UnlearnBatch(FORGET, RETAIN), None)
+    assert m.dual == 0.0  # projected onto lambda >= 0
+    with pytest.raises(ValueError, match="retain"):
+        m.loss(model, UnlearnBatch(FORGET), None)
+
+
+@pytest.mark.parametrize("kwargs, field", [(dict(dual_step_size=0.0), "dual_step_size"),
+                                           (dict(dual_step_size=-1.0), "dual_step_size"),
+                                           (dict(dual_update_upon="batch"), "dual_update_upon"),
+                                           (dict(dual_warmup_epochs=-1), "dual_warmup_epochs"),
+                                           (dict(retain_weight=-0.5), "retain_weight")])
+def test_pdu_rejects_impossible_settings(kwargs, field):
+    with pytest.raises(ValueError, match=f"pdu: {field}"):
+        method("pdu", **kwargs)
+
+
+@pytest.mark.parametrize("kwargs, field", [(dict(beta=0.0), "beta"), (dict(alternates_per_question=0), "alternates_per_question"),
+                                           (dict(alternate_max_new_tokens=0), "alternate_max_new_tokens")])
+def test_altpo_rejects_impossible_settings(kwargs, field):
+    with pytest.raises(ValueError, match=f"altpo: {field}"):
+        method("altpo", **kwargs)
 
 
 def test_idk_and_wrong_answers_fit_the_alternate():
@@ -247,7 +359,7 @@ def lm(tiny_lm):
 
 
 def unlearn_batch(tokenizer, alternate: str | None) -> UnlearnBatch:
-    alt = {"refusal": REFUSAL_QA, "perturbed": PERTURBED_QA, None: None}[alternate]
+    alt = {"refusal": REFUSAL_QA, "perturbed": PERTURBED_QA, "generated": PERTURBED_QA, None: None}[alternate]
     return UnlearnBatch(make_batch(tokenizer, QA), make_batch(tokenizer, RETAIN_QA),
                         make_batch(tokenizer, alt) if alt else None)
 

@@ -4,13 +4,13 @@ from __future__ import annotations
 import pytest
 
 from unlearn_bench.benchmarks.muse.data import load_icl
+from unlearn_bench.metrics.mia import privleak
 from unlearn_bench.benchmarks.muse.metrics import (
     MUSE_AUC_RETRAIN,
     RETRAIN_AUC,
     knowmem_answer,
     knowmem_prompt,
     knowmem_score,
-    privleak,
     rouge_l_f1,
     verbmem_reference,
     verbmem_score,

@@ -41,7 +41,7 @@ def _jsonl(path: Path) -> list[dict]:
 
 
 def _files(root: Path) -> dict[str, int]:
-    """Files per cache stage / result folder (eval entry names hash the absolute reference path, so count them)."""
+    """Files per cache stage / result folder, counted by name (entry names are hashes)."""
     counts: dict[str, int] = {}
     for path in (root / "cache").rglob("*"):
         if path.is_file():

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 from pathlib import Path
 
 import pytest
@@ -40,10 +41,12 @@ def test_smoke_run_cache_and_resume(compose_cfg, smoke_overrides, caplog):
     assert value(rows, "retain", "summary", "forget_quality") == pytest.approx(1.0)
     assert "ga" in (run_dir / "summary.md").read_text()
 
-    # A second method reuses both fine-tuned models and their evaluations from the cache.
+    # A second method reuses both fine-tuned models and their evaluations from the cache, here a copy of it
+    # elsewhere (no key holds a cache path).
+    moved = shutil.copytree(Path(cfg.paths.cache_dir), Path(cfg.paths.cache_dir).parent / "moved" / "cache")
     caplog.clear()
-    run(compose_cfg(smoke_overrides + ["method=graddiff", "method.max_steps=2"]))
-    assert caplog.text.count("finetune: reusing cached") == 2
+    run(compose_cfg(smoke_overrides + ["method=graddiff", "method.max_steps=2", f"paths.cache_dir={moved}"]))
+    assert caplog.text.count("finetune: reusing cached") == 2 and caplog.text.count("eval: reusing cached") == 2
     assert "target model" in caplog.text and "reused from cache" in caplog.text
 
     # Rerunning a finished config skips it; force=true redoes it.

@@ -162,6 +162,49 @@ def test_main_reports_a_lone_failed_run(tmp_path: Path, capsys: pytest.CaptureFi
     assert "results folder not found" in capsys.readouterr().err
 
 
+def lr_runs(root: Path) -> Path:
+    """Two npo runs at lr 0.0001 and 1e-05, as the runner writes config.yaml (floats as YAML prints them)."""
+    for lr in (0.0001, 1e-05):
+        run_dir = write_run(root, "npo", f"npo-lr{lr}", tofu_rows("npo", "removal", 0, 0.1, 0.5, 0.4) + baselines(0))
+        atomic_write_text(run_dir / "config.yaml", f"method:\n  name: npo\n  lr: {lr}\nseed: 0\n")
+    return root
+
+
+def test_where_matching_nothing_fails_naming_the_values(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    results, out = lr_runs(tmp_path / "results"), tmp_path / "out"
+    main([str(results), "--out", str(out), "--where", "method.lr=1e-4"])  # numbers compare as numbers
+    assert "1 runs from" in (out / "summary.md").read_text()
+    before = (out / "summary.md").read_text()
+    for condition, said in [("method.lr=0.5", "method.lr is one of: 0.0001, 1e-05"),
+                            ("method.lrr=1e-4", "no run has the field 'method.lrr' (close: method.lr,")]:
+        with pytest.raises(SystemExit) as exit_info:
+            main([str(results), "--out", str(out), "--where", condition])
+        assert exit_info.value.code == 2
+        err = capsys.readouterr().err
+        assert "none of the 2 runs matches" in err and said in err
+    assert (out / "summary.md").read_text() == before  # nothing was overwritten
+
+
+def test_empty_results_folder_fails(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "results").mkdir()
+    with pytest.raises(SystemExit) as exit_info:
+        main([str(tmp_path / "results")])
+    assert exit_info.value.code == 2 and "no complete run to report" in capsys.readouterr().err
+    assert not (tmp_path / "results" / "report").exists()
+
+
+def test_report_replaces_the_old_one_whole(tmp_path: Path) -> None:
+    results, out = lr_runs(tmp_path / "results"), tmp_path / "out"
+    first = build_report(results, out)
+    (out / "plots" / "stale__bars.png").write_bytes(b"old")
+    (out / "tuning.md").write_text("kept")  # not the report's: left alone
+    second = build_report(results, out, where=["method.lr=1e-05"])
+    assert sorted(p.name for p in (out / "plots").iterdir()) == sorted(p.name for p in second.plots)
+    assert (out / "tuning.md").read_text() == "kept" and first.summary_md == second.summary_md == out / "summary.md"
+    assert sorted(p.name for p in out.iterdir()) == ["all_runs.csv", "all_runs.parquet", "plots", "summary.csv",
+                                                    "summary.md", "tuning.md"]  # no temp folder left
+
+
 def test_tradeoff_figure_tells_every_method_apart() -> None:
     from matplotlib.colors import to_rgba
 

@@ -272,7 +272,14 @@ def test_end_to_end_on_the_generated_forget_corpus(compose_cfg, smoke_overrides,
 def test_rwku_llama3_experiment_with_a_local_pretrained_model(compose_cfg, smoke_overrides, saved_model_dir,
                                                              rwku: Path) -> None:
     """The paper's setting (experiment=rwku_llama3: no fine-tuning, cosine schedule) on the shared Stephen King
-    folder, with a saved tiny model standing in for Llama-3 and the corpus the model writes itself."""
+    folder, with a saved tiny model standing in for Llama-3 and the corpus the model writes itself. The stand-in
+    gets a chat template, as the experiment's `prompt_format=chat` needs (checked at start)."""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(saved_model_dir)
+    tokenizer.chat_template = ("{% for m in messages %}<|{{ m['role'] }}|>{{ m['content'] }}<|end|>{% endfor %}"
+                               "{% if add_generation_prompt %}<|assistant|>{% endif %}")
+    tokenizer.save_pretrained(saved_model_dir)
     cfg = compose_cfg(smoke_overrides + [
         "experiment=rwku_llama3", f"model.path={saved_model_dir}", "model.name=local-llama", "model.dtype=float32",
         "model.max_length=256", "bench.source=local", f"bench.data_dir={rwku}", "bench.forget_corpus=generated",

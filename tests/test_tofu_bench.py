@@ -34,7 +34,9 @@ def test_forget01_data_sizes_and_retain_pairing(tofu_dir: Path) -> None:
     assert data.retain_train == data.retain
     assert not set(data.forget) & set(data.retain) and set(data.forget) | set(data.retain) == set(data.target_train)
     assert {len(p) for p in data.forget_perturbed} == {5}
-    assert len(data.refusals) > 10 and set(data.refusals) <= set(data.tokenizer_corpus)
+    # refusals are read when a refusal-based method asks, and stay out of the tokenizer corpus (which keys the model)
+    assert data.refusals == [] and len(data.refusal_answers()) > 10
+    assert not set(data.refusal_answers()) & set(data.tokenizer_corpus)
     # TOFU ds_size: every split capped at 300; forget01 has only 40.
     sizes = {k: len(v) for k, v in b.eval_splits().items()}
     assert sizes == {"retain": 300, "real_authors": 100, "world_facts": 117, "forget": 40}
@@ -107,13 +109,22 @@ def test_tiny_run_end_to_end_on_forget01(tofu_dir: Path, tmp_path: Path, compose
         expected = {("summary", "forget_quality"), ("summary", "model_utility")} | {
             (s, m) for s in ("forget", "retain", "real_authors", "world_facts") for m in ("prob", "rouge", "truth_ratio")} | {
             ("forget_holdout", f"auc_{a}") for a in ("loss", "zlib", "min_k", "min_k_plus_plus")} | {
-            ("forget", "extraction_strength"), ("forget", "exact_memorization")}
+            ("forget", "extraction_strength"), ("forget", "exact_memorization"),
+            ("forget", "privleak"), ("forget_holdout", "auc_min_k_retain_model")}
         if method == "ga":  # the unlearned model's cost rows (evaluation/cost.py)
             expected |= {("cost", m) for m in ("unlearn_seconds", "seconds_per_question", "inference_overhead")}
         assert set(got) == expected, method
         assert all(math.isfinite(v) for v in got.values()), method
-    # The retain model compared with itself: identical truth-ratio samples, KS p-value 1.
+    # The retain model compared with itself: identical truth-ratio samples, KS p-value 1; privleak 0.
     assert [r["value"] for r in rows if r["method"] == "retain" and r["metric"] == "forget_quality"] == [1.0]
+    value = {(r["method"], r["metric"]): r["value"] for r in rows}
+    assert value[("retain", "privleak")] == 0.0
+    # Everyone else against the retain model's Min-K% AUC, as open-unlearning's privacy.py `privleak`.
+    retain_auc = value[("retain", "auc_min_k")]
+    for method in ("finetuned", "ga"):
+        assert value[(method, "auc_min_k_retain_model")] == retain_auc
+        assert value[(method, "privleak")] == pytest.approx(
+            ((1 - value[(method, "auc_min_k")]) - (1 - retain_auc)) / (1 - retain_auc) * 100)
     for name in TOFU_LOGS:
         log = json.loads((run_dir / name).read_text())
         assert TOFU_LOG_KEYS <= set(log), name
@@ -127,6 +138,7 @@ def test_tiny_run_end_to_end_on_forget01(tofu_dir: Path, tmp_path: Path, compose
     got = {(r["split"], r["metric"]): r["value"] for r in rows if r["method"] == "ga"}
     assert summary["forget_quality"] == got[("summary", "forget_quality")]
     assert summary["extraction_strength"] == got[("forget", "extraction_strength")]
+    assert summary["privleak"] == got[("forget", "privleak")]
     evals = json.loads((run_dir / "TOFU_EVAL.json").read_text())
     assert len(evals["forget_truth_ratio"]["value_by_index"]) == len(evals["extraction_strength"]["value_by_index"]) == 20
     assert not list(run_dir.glob("eval_log_retain.json"))

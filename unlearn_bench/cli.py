@@ -10,7 +10,9 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from unlearn_bench.config import register_configs
+from unlearn_bench.runtime.errors import exit_on_input_error
 from unlearn_bench.runtime.launch import worker_argv
+from unlearn_bench.runtime.workers import exit_with_sweep, mark_sweep_main
 
 log = logging.getLogger("unlearn_bench")
 register_configs()
@@ -19,21 +21,20 @@ sys.argv = worker_argv(sys.argv)
 
 @hydra.main(version_base="1.3", config_path="pkg://unlearn_bench.conf", config_name="config")
 def main(cfg: DictConfig) -> None:
+    hydra_cfg = HydraConfig.get()
+    if hydra_cfg.mode == RunMode.MULTIRUN:  # a killed sweep takes its workers down, also before a job's imports
+        exit_with_sweep(str(hydra_cfg.launcher.get("_target_", "")))
     from unlearn_bench.store import provenance
     from unlearn_bench.store.fingerprints import data_fingerprint
     from unlearn_bench.pipeline.runner import run, run_dir_for, run_path
     from unlearn_bench.store.run_output import RunRecord, write_failed
 
     started = provenance.now()
-    hydra_cfg = HydraConfig.get()
-    if hydra_cfg.mode == RunMode.MULTIRUN and "joblib" in str(hydra_cfg.launcher.get("_target_", "")):
-        from unlearn_bench.runtime.workers import exit_with_parent
-
-        exit_with_parent()  # a killed sweep takes its workers down
     try:
         record = run(cfg)
     except Exception as e:  # in a sweep, one failed run must not stop the others
         if hydra_cfg.mode != RunMode.MULTIRUN:
+            exit_on_input_error(e)  # a config or data error as one line, exit status 2
             raise
         log.exception("run failed: %s", e)
         try:  # nor may recording the failure (an unwritable results folder, a bad model.name)
@@ -88,6 +89,7 @@ def entry() -> None:
     if "--help" in args or "-h" in args:
         print(help_text([a for a in args if not a.startswith("-")]), end="")
         return
+    mark_sweep_main()
     main()
 
 

@@ -44,7 +44,7 @@ class ModelConfig:
     unlearned_path: Optional[str] = None
     # Where to load the tokenizer of `path`/`retain_path` from when those checkpoints ship without one.
     tokenizer_path: Optional[str] = None
-    prompt_format: str = "plain"  # plain | phi | llama2 | chat
+    prompt_format: str = "plain"  # plain | phi | llama2 | base | chat (data/collate.py)
     # prompt_format=chat: the system turn (None: none) and the template's date (Llama-3.1+ headers print it).
     system_prompt: Optional[str] = None
     date_string: str = DATE_STRING

@@ -4,7 +4,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Callable, Protocol, runtime_checkable
 
 from unlearn_bench.data.records import QA
 if TYPE_CHECKING:
@@ -24,17 +24,30 @@ class BenchData:
     refusals: list[str] = field(default_factory=list)            # refusal answers (idk-style methods)
     # wrong answers per forget item to train on (wrong_answers): none of them is an answer the evaluation scores
     forget_perturbed: list[list[str]] = field(default_factory=list)
+    # alternate answers per forget item that the target model wrote (altpo); the runner fills it once the target exists
+    generated_alternates: list[list[str]] = field(default_factory=list)
     tokenizer_corpus: list[str] = field(default_factory=list)     # text the tiny model's tokenizer is trained on
     # None: each training record is one example; a length: the raw-text training sets are trained on as token
     # windows of that many tokens (MUSE's layout, `collate.token_windows`), cut once the tokenizer exists
     train_window: int | None = None
 
-    def training_digest(self, role: str) -> str:
-        """Content hash of what the `role` model ("target" or "retain") is trained on, its tokenizer corpus
-        included. Generated worlds have no files to fingerprint, so a change of the generator (a new wording of
-        the wrong answers, other draws) must still reach the cache keys through the texts themselves."""
+    # Refusals read only when a method asks for them (`refusal_answers`), so that a bad refusal file (TOFU's
+    # idontknow.jsonl) stops the methods that train on it and no other.
+    read_refusals: Callable[[], list[str]] | None = None
+
+    def refusal_answers(self) -> list[str]:
+        return self.refusals or (self.read_refusals() if self.read_refusals is not None else [])
+
+    def training_digest(self, role: str, trains_tokenizer: bool = True) -> str:
+        """Content hash of what the `role` model ("target" or "retain") is trained on: its training texts and,
+        when the tokenizer is trained too (the tiny model), the tokenizer corpus; a pretrained model's key then
+        ignores the evaluation texts in that corpus. Generated worlds have no files to fingerprint, so a change
+        of the generator (a new wording of the wrong answers, other draws) must still reach the cache keys
+        through the texts themselves."""
         train = self.target_train if role == "target" else self.retain_train
-        texts: tuple[Any, ...] = [[qa.question, qa.answer] for qa in train], self.tokenizer_corpus
+        texts: tuple[Any, ...] = ([[qa.question, qa.answer] for qa in train],)
+        if trains_tokenizer:
+            texts += (self.tokenizer_corpus,)
         if self.train_window is not None:
             texts += (self.train_window,)
         return hashlib.sha256(json.dumps(texts).encode("utf-8")).hexdigest()

@@ -31,6 +31,7 @@ TOFU_NAMES = {
     ("forget_holdout", "auc_zlib"): "mia_zlib",
     ("forget_holdout", "auc_min_k"): "mia_min_k",
     ("forget_holdout", "auc_min_k_plus_plus"): "mia_min_k_plus_plus",
+    ("forget", "privleak"): "privleak",
 }
 # The same for MUSE (configs/eval/muse.yaml and its muse_metrics).
 MUSE_NAMES = {
@@ -71,13 +72,29 @@ def tofu_per_example(forget: Any, memorization: Mapping[str, Sequence[float | No
     }
 
 
-def read_retain_truth_ratios(path: str | Path) -> np.ndarray:
-    """The retain model's truth ratios R on the forget split, from an open-unlearning TOFU_EVAL.json (the file
-    `retain_logs_path` names): its `forget_truth_ratio.value_by_index[i].score` is 1/R."""
+def _read_logs(path: str | Path) -> tuple[Path, Any]:
     path = Path(path).expanduser()
     if not path.is_file():
         raise DataError(f"{path}: file not found (retain logs: an open-unlearning TOFU_EVAL.json)")
-    logs = parse_json(path.read_text(encoding="utf-8"), path)
+    return path, parse_json(path.read_text(encoding="utf-8"), path)
+
+
+def read_retain_agg(path: str | Path, metric: str) -> float | None:
+    """A metric's `agg_value` in an open-unlearning TOFU_EVAL.json (privleak reads `mia_min_k`); None if absent."""
+    path, logs = _read_logs(path)
+    entry = logs.get(metric) if isinstance(logs, dict) else None
+    if entry is None:
+        return None
+    value = entry.get("agg_value") if isinstance(entry, dict) else None
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        raise DataError(f"{path}: {metric}: field 'agg_value' should be a number, got {value!r}")
+    return float(value)
+
+
+def read_retain_truth_ratios(path: str | Path) -> np.ndarray:
+    """The retain model's truth ratios R on the forget split, from an open-unlearning TOFU_EVAL.json (the file
+    `retain_logs_path` names): its `forget_truth_ratio.value_by_index[i].score` is 1/R."""
+    path, logs = _read_logs(path)
     by_index = logs.get("forget_truth_ratio", {}).get("value_by_index") if isinstance(logs, dict) else None
     if not isinstance(by_index, dict) or not by_index:
         raise DataError(f"{path}: no 'forget_truth_ratio' with a 'value_by_index' (is it a TOFU_EVAL.json?)")

@@ -65,6 +65,7 @@ def unlearn_epochs(
                 collate(f),
                 collate(r) if r else None,
                 collate(alt) if alt else None,
+                e,
             )
 
     return epoch

@@ -20,6 +20,10 @@ TEMPLATES = {
     "phi": ("Question: {q}\n", "Answer: "),
     # No space before the answer: TOFU's answer_tag is "", and open-unlearning's Llama-2 template notes " " tokenizes badly.
     "llama2": ("[INST] {q} [/INST]", ""),
+    # open-unlearning's base models (configs/model/Llama-2-7b-hf.yaml, -13b-hf: no chat template): "Answer: " ends the
+    # prompt. Masked as there (the prompt's own token count), so where SentencePiece merges that space into the
+    # answer's first token ("▁In"), that token is masked too, as open-unlearning's preprocess_chat_instance does.
+    "base": ("Question: {q}\nAnswer: ", ""),
 }
 
 
@@ -31,7 +35,10 @@ DATE_STRING = "10 Apr 2025"
 @dataclass(frozen=True)
 class PromptFormat:
     """How a model sees a question: one of TEMPLATES, or 'chat' for the tokenizer's own chat template, rendered
-    with `system_prompt` (None: no system turn) and the fixed `date_string`."""
+    with `system_prompt` (None: no system turn), the fixed `date_string` and `enable_thinking=False`: Qwen3's
+    template then ends the generation prompt in an empty think block, which it also writes before an assistant
+    answer without reasoning, so the prompt is a prefix of the rendered conversation and the model answers without
+    thinking (templates without the variable ignore it)."""
 
     name: str = "plain"
     system_prompt: str | None = None
@@ -44,10 +51,13 @@ class PromptFormat:
     def prompt(self, question: str, tokenizer: PreTrainedTokenizerBase) -> str:
         if self.name == "chat":
             return tokenizer.apply_chat_template(self._messages(question), tokenize=False, add_generation_prompt=True,
-                                                 date_string=self.date_string)
+                                                 **self._template_args())
         if self.name not in TEMPLATES:
             raise ValueError(f"unknown prompt format '{self.name}'; choose from: chat, {', '.join(TEMPLATES)}")
         return TEMPLATES[self.name][0].format(q=question)
+
+    def _template_args(self) -> dict[str, object]:
+        return {"date_string": self.date_string, "enable_thinking": False}
 
     def answer_prefix(self) -> str:
         return "" if self.name == "chat" else TEMPLATES[self.name][1]
@@ -65,7 +75,7 @@ class PromptFormat:
         sentinel = "\x00answer\x00"
         prompt = self.prompt("question", tokenizer)
         full = tokenizer.apply_chat_template(self._messages("question") + [{"role": "assistant", "content": sentinel}],
-                                             tokenize=False, date_string=self.date_string)
+                                             tokenize=False, **self._template_args())
         rest = full[len(prompt) + len(sentinel):] if full.startswith(prompt + sentinel) else ""
         special = {t.content for t in tokenizer.added_tokens_decoder.values() if t.special}
         found = [(rest.find(t), t) for t in special | set(tokenizer.all_special_tokens) if t and t in rest]

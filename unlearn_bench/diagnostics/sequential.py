@@ -62,7 +62,8 @@ def run(inputs: DiagInputs, cfg: SequentialConfig) -> list[Metric]:
             method = inputs.new_method()
         request = dataclasses.replace(
             data, forget=[data.forget[i] for i in idx],
-            forget_perturbed=[data.forget_perturbed[i] for i in idx] if data.forget_perturbed else [])
+            forget_perturbed=[data.forget_perturbed[i] for i in idx] if data.forget_perturbed else [],
+            generated_alternates=[data.generated_alternates[i] for i in idx] if data.generated_alternates else [])
         result = recipes.unlearn(model, inputs.tokenizer, method, run_cfg.method, request, inputs.fmt,
                                 run_cfg.model.max_length, run_cfg.seed, inputs.accelerator)
         if result.status != "ok":

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import math
 import os
 from pathlib import Path
@@ -35,6 +36,7 @@ from typing import Any, Iterator, TypedDict
 from unittest import mock
 
 import lm_eval
+import lm_eval.api.task
 import lm_eval.evaluator
 import torch
 from lm_eval.api.group import Group
@@ -48,7 +50,7 @@ from unlearn_bench.benchmarks.wmdp.data import mmlu_subjects, no_offline_task
 from unlearn_bench.evaluation.lm import context_length
 from unlearn_bench.evaluation.wrapper import InferenceWrapper
 from unlearn_bench.benchmarks.wmdp.tasks import TASKS_DIR
-from unlearn_bench.runtime.logs import counted_truncations
+from unlearn_bench.runtime.logs import bar_is_off, counted_truncations
 
 OFFLINE_PREFIX = "offline_"
 
@@ -76,7 +78,7 @@ def evaluate_tasks(
     if not tasks:
         raise ValueError("no tasks to evaluate")
     # Task loading (offline_tasks builds the local `mmlu` group) logs noise too, so the filters cover it.
-    with counted_truncations("lm-eval " + ",".join(tasks)), quiet_git_probe():
+    with counted_truncations("lm-eval " + ",".join(tasks)), quiet_git_probe(), quiet_task_bars():
         if data_dir is None:
             task_manager, specs = None, list(tasks)  # simple_evaluate indexes lm-eval's own tasks
         else:
@@ -85,7 +87,7 @@ def evaluate_tasks(
         try:
             # The model's context window, so lm-eval cuts longer prompts from the left instead of failing.
             settings = dict(pretrained=model, tokenizer=tokenizer, batch_size=batch_size, max_length=context_length(model))
-            lm = WrappedHFLM(wrapper, **settings) if wrapper is not None else HFLM(**settings)
+            lm = WrappedHFLM(wrapper, **settings) if wrapper is not None else QuietHFLM(**settings)
             out = lm_eval.simple_evaluate(
                 model=lm,
                 tasks=specs,
@@ -115,7 +117,33 @@ def quiet_git_probe() -> Iterator[None]:
         yield
 
 
-class WrappedHFLM(HFLM):
+@contextlib.contextmanager
+def quiet_task_bars() -> Iterator[None]:
+    """lm-eval's bar over each task's documents (lm_eval/api/task.py `build_all_requests`) takes tqdm's defaults as
+    they were when tqdm was imported; inside this block it is off whenever ours is (output not a terminal)."""
+    bar = getattr(lm_eval.api.task, "tqdm", None)
+    if bar is None or not bar_is_off():
+        yield
+        return
+    with mock.patch.object(lm_eval.api.task, "tqdm", functools.partial(bar, disable=True)):
+        yield
+
+
+class QuietHFLM(HFLM):
+    """lm-eval's HF model with its request bars ("Tokenizing inputs", "Running loglikelihood requests"), which it
+    turns on explicitly, off whenever ours is (output not a terminal): a log file would get a line per redraw."""
+
+    def loglikelihood(self, requests: list[Instance], disable_tqdm: bool = False) -> list[tuple[float, bool]]:
+        return super().loglikelihood(requests, disable_tqdm or bar_is_off())
+
+    def loglikelihood_rolling(self, requests: list[Instance], disable_tqdm: bool = False) -> list[float]:
+        return super().loglikelihood_rolling(requests, disable_tqdm or bar_is_off())
+
+    def generate_until(self, requests: list[Instance], disable_tqdm: bool = False) -> list[str]:
+        return super().generate_until(requests, disable_tqdm or bar_is_off())
+
+
+class WrappedHFLM(QuietHFLM):
     """lm-eval's HF model behind an inference-time method's wrapper: request contexts rewritten (input space),
     logits of every forward pass and generation step passed through the hook (output space)."""
 

@@ -3,7 +3,11 @@
 A method is a small dataclass whose fields are its hyperparameters, with:
   intent: ClassVar[str]            "removal" or "suppression": what the method is meant to achieve
   needs_reference: ClassVar[bool]  the runner builds one frozen copy of the starting model only if True
-  alternate: ClassVar[str | None]  "refusal" / "perturbed": forget questions paired with other answers
+  alternate: ClassVar[str | None]  "refusal" / "perturbed": forget questions paired with other answers;
+                                   "generated": answers the target model writes, from the method's
+                                   generate_alternates(lm, forget) and generation_key() (altpo; the runner
+                                   generates them once per target and caches them)
+  needs_retain: ClassVar[bool]     (optional) the method fails at start on a benchmark without retain data
   def loss(self, model, batch: UnlearnBatch, reference) -> LossOutput
 and optional hooks (looked up with getattr, so methods define only what they use):
   def trainable_parameters(self, model) -> Iterable[nn.Parameter]   (default: all)
@@ -11,6 +15,7 @@ and optional hooks (looked up with getattr, so methods define only what they use
   def backward(self, model, batch, reference) -> LossOutput          (fills .grad itself instead of the
                                                                       loop calling loss().backward(); see ngdiff)
   def finalize(self, model, reference) -> None                       (after the loop; see task_negation)
+State across steps lives on the method object; `batch.epoch` says which epoch a batch belongs to (see pdu).
 Each method module exposes `METHOD = TheClass`; `unlearn_bench.methods.registry` finds them.
 
 Inference-time methods leave the weights as they are and change what the evaluators see instead: the prompt
@@ -61,13 +66,15 @@ class Batch:
 class UnlearnBatch:
     forget: Batch
     retain: Batch | None = None
-    alternate: Batch | None = None  # forget questions with refusal / perturbed answers, row-aligned with forget
+    alternate: Batch | None = None  # forget questions with other answers (`alternate`), row-aligned with forget
+    epoch: int = 0                  # the training epoch it belongs to (0-based; state such as PDU's dual variable)
 
     def to(self, device: torch.device | str) -> "UnlearnBatch":
         return UnlearnBatch(
             self.forget.to(device),
             self.retain.to(device) if self.retain is not None else None,
             self.alternate.to(device) if self.alternate is not None else None,
+            self.epoch,
         )
 
 
@@ -92,26 +99,36 @@ def shifted_token_nll(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch
     return nll * mask, mask
 
 
-def answer_token_nll(model: torch.nn.Module, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
-    """`shifted_token_nll` restricted to the positions that predict an answer token in some row, [B, K]: the model
-    projects only those hidden states onto the vocabulary (transformers' `logits_to_keep`). Losses that reduce
-    over answer tokens are unchanged; on the embedded world, where answers are a quarter of the tokens, a training
-    step is ~20% faster (scripts/bench_train.py). A wrapper that prepends positions and passes `logits_to_keep` on
-    shifts it past them (diagnostics/soft_prompt.py); one that ignores it returns every position, handled here."""
-    targets = batch.labels[:, 1:]
-    keep = (targets != IGNORE_INDEX).any(dim=0).nonzero().squeeze(1)
+def logits_at(model: torch.nn.Module, batch: Batch, keep: torch.Tensor) -> torch.Tensor:
+    """The logits of the positions `keep` (a 1-D index tensor), [B, K, V]: the model projects only those hidden
+    states onto the vocabulary (transformers' `logits_to_keep`). A wrapper that prepends positions and passes
+    `logits_to_keep` on shifts it past them (diagnostics/soft_prompt.py); one that ignores it, or a model class
+    without it, returns every position, handled here."""
     try:
         logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask, logits_to_keep=keep).logits
     except TypeError as err:  # a model class without logits_to_keep: score every position
         if "logits_to_keep" not in str(err):
             raise
-        return shifted_token_nll(forward_logits(model, batch), batch.labels)
-    if logits.shape[1] != keep.numel():  # a wrapper that took the argument and returned every position
-        logits = logits[:, keep]
-    targets = targets[:, keep]
+        logits = forward_logits(model, batch)
+    return logits[:, keep] if logits.shape[1] != keep.numel() else logits
+
+
+def answer_logits(model: torch.nn.Module, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+    """The float logits of the positions that predict an answer token in some row, [B, K, V], and their next-token
+    targets, [B, K] (IGNORE_INDEX where that row predicts no answer token)."""
+    targets = batch.labels[:, 1:]
+    keep = (targets != IGNORE_INDEX).any(dim=0).nonzero().squeeze(1)
+    return logits_at(model, batch, keep).float(), targets[:, keep]
+
+
+def answer_token_nll(model: torch.nn.Module, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+    """`shifted_token_nll` restricted to the positions that predict an answer token in some row, [B, K]
+    (`answer_logits`). Losses that reduce over answer tokens are unchanged; on the embedded world, where answers are
+    a quarter of the tokens, a training step is ~20% faster (scripts/bench_train.py)."""
+    logits, targets = answer_logits(model, batch)
     mask = targets != IGNORE_INDEX
     nll = F.cross_entropy(
-        logits.float().reshape(-1, logits.size(-1)), targets.clamp(min=0).reshape(-1), reduction="none"
+        logits.reshape(-1, logits.size(-1)), targets.clamp(min=0).reshape(-1), reduction="none"
     ).view(targets.shape)
     return nll * mask, mask
 

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from unlearn_bench.runtime.lazy import torch  # imported on first use: composing a config needs no torch
-from unlearn_bench.methods.base import LossOutput, UnlearnBatch, check_retain_loss, require_alternate, with_retain
-from unlearn_bench.methods.preference import log_ratio, scaled_logsigmoid_loss
+from unlearn_bench.methods.base import LossOutput, UnlearnBatch, check_retain_loss
+from unlearn_bench.methods.preference import alternate_preference_loss
 
 
 @dataclass
@@ -32,14 +32,7 @@ class IdkDPO:
         check_retain_loss(self, self.retain_loss)
 
     def loss(self, model: torch.nn.Module, batch: UnlearnBatch, reference: torch.nn.Module | None) -> LossOutput:
-        win = log_ratio(model, reference, require_alternate(self, batch))
-        lose = log_ratio(model, reference, batch.forget)
-        forget = scaled_logsigmoid_loss(self.beta, win - lose)
-        components = {"dpo": forget.item(), "refusal_log_ratio": win.mean().item(), "forget_log_ratio": lose.mean().item()}
-        return with_retain(
-            forget, components, model=model, reference=reference, batch=batch,
-            kind=self.retain_loss, retain_weight=self.retain_weight, forget_weight=self.forget_weight,
-        )
+        return alternate_preference_loss(self, model, batch, reference, alternate_name="refusal")
 
 
 METHOD = IdkDPO

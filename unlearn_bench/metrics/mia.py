@@ -149,7 +149,7 @@ def mia_auc(member_scores: Sequence[float], nonmember_scores: Sequence[float]) -
     """P(nonmember score > member score), ties counted half: 0.5 = no signal, 1.0 = fully separable.
 
     Non-members are the positive class because scores are loss-like. MUSE (metrics/privleak.py, `eval`/`sweep`)
-    reports the complement for its forget-vs-holdout key; `unlearn_bench.benchmarks.muse.metrics.privleak` converts.
+    reports the complement for its forget-vs-holdout key; `privleak` converts.
     """
     members, nonmembers = list(member_scores), list(nonmember_scores)
     if not members or not nonmembers:
@@ -157,3 +157,24 @@ def mia_auc(member_scores: Sequence[float], nonmember_scores: Sequence[float]) -
                          "non-member scores")
     labels = [0] * len(members) + [1] * len(nonmembers)
     return float(roc_auc_score(labels, members + nonmembers))
+
+
+def privleak(auc_unlearned: float, auc_retrain: float) -> float:
+    """MUSE's PrivLeak in percent: (AUC_unlearned - AUC_retrain) / AUC_retrain * 100 on MUSE's AUC (C3; also
+    open-unlearning's TOFU `privleak`, on Min-40% forget-vs-holdout AUCs against the retain model's).
+
+    Inputs are `mia_auc(forget_scores, holdout_scores)` values (1.0 = forget set fully told apart as members),
+    e.g. `benchmarks.muse.metrics.RETRAIN_AUC[corpus]` for the retrained model. MUSE's AUC is their complement: its
+    `sweep` labels the forget split 0 and the holdout split 1 and scores with -loss (metrics/privleak.py `eval`),
+    i.e. P(forget loss > holdout loss). open-unlearning's `privleak` (src/evals/metrics/privacy.py) converts with
+    1 - AUC the same way (and adds 1e-10 to the divisor, where this refuses a retrain AUC of 1.0). Sign: near 0 =
+    like the retrained model; negative = forget set still leaks membership (under-unlearning; the target model
+    scores about -100); positive = over-unlearning.
+    """
+    for name, auc in (("auc_unlearned", auc_unlearned), ("auc_retrain", auc_retrain)):
+        if not 0.0 <= auc <= 1.0:
+            raise ValueError(f"{name} must be an AUC in [0, 1], got {auc}")
+    muse_unlearned, muse_retrain = 1.0 - auc_unlearned, 1.0 - auc_retrain
+    if muse_retrain == 0.0:
+        raise ValueError("auc_retrain = 1.0 gives MUSE's retrain AUC 0: PrivLeak divides by it")
+    return (muse_unlearned - muse_retrain) / muse_retrain * 100.0

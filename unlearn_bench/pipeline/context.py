@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Callable
 
@@ -20,6 +21,7 @@ from unlearn_bench.pipeline import stages
 from unlearn_bench.pipeline.utility import utility_metrics
 from unlearn_bench.runtime.device import save_pretrained, seed_everything, shared_stage
 from unlearn_bench.runtime.logs import stage
+from unlearn_bench.store import fingerprints
 from unlearn_bench.training import recipes
 
 log = logging.getLogger(__name__)
@@ -34,14 +36,22 @@ class Context:
     data: BenchData
     fmt: PromptFormat
     accelerator: Any
-    data_digest: str | None = None  # content hash of the local data files (store/fingerprints.py); None: hub data
+    # content hash of every local data file (store/fingerprints.py; None: hub data): keys a generated forget corpus
+    data_digest: str | None = None
     # content hashes of each role's training texts, taken from the data as first loaded (before a generated
     # forget corpus replaces the forget set), so that a model's key is the same at training and evaluation
     training_digests: dict[str, str] | None = None
 
     def __post_init__(self) -> None:
         if self.training_digests is None and self.data is not None:
-            self.training_digests = {role: self.data.training_digest(role) for role in ("target", "retain")}
+            trains_tokenizer = self.cfg.model.path is None  # the tiny model's tokenizer is trained on the corpus
+            self.training_digests = {role: self.data.training_digest(role, trains_tokenizer) for role in ("target", "retain")}
+
+    @cached_property
+    def evaluation_digest(self) -> str | None:
+        """Content hash of the local files evaluation reads (store/fingerprints.py); None when it reads none."""
+        return fingerprints.content_digest(fingerprints.evaluation_inputs(self.cfg, self.bench), self.cfg.paths.cache_dir,
+                                           update_index=False)
 
     def model_settings(self) -> dict[str, Any]:
         """The model config minus its display name and a given unlearned checkpoint (which determine nothing of
@@ -52,11 +62,10 @@ class Context:
         return m
 
     def model_key(self, role: str) -> dict[str, Any]:
-        key = {"model": self.model_settings(), "data": self.bench.data_key(role), "seed": self.cfg.seed, "role": role,
-               "training_texts": (self.training_digests or {}).get(role)}
-        if self.data_digest is not None:
-            key["data_fingerprint"] = self.data_digest
-        return key
+        """What determines a fine-tuned model: its settings, data and seed, and the texts it trains on (not the
+        files they come from, so an evaluation-only file changed or a data folder moved keeps the model)."""
+        return {"model": self.model_settings(), "data": self.bench.data_key(role), "seed": self.cfg.seed, "role": role,
+                "training_texts": (self.training_digests or {}).get(role)}
 
 
 def finetunes(model_cfg: DictConfig) -> bool:
@@ -119,6 +128,29 @@ def generated_forget_corpus(ctx: Context, target_dir: str, generation: dict[str,
     return json.loads((path / "forget_corpus.json").read_text())
 
 
+def generated_alternates(ctx: Context, target_dir: str, method: Any) -> list[list[str]]:
+    """The alternate answers the target model writes per forget item for a method with `alternate = "generated"`
+    (`method.generate_alternates`, altpo), from cache when this model, forget set and `method.generation_key()` made
+    them before, as the generated forget corpus is; `alternates.json` holds question, answer and alternates."""
+    cfg = ctx.cfg
+    forget = ctx.data.forget
+    key = {"model": model_identity(ctx, "target", target_dir), "generation": method.generation_key(),
+           "forget": [[qa.question, qa.answer] for qa in forget], "seed": cfg.seed, "batch_size": cfg.eval.batch_size,
+           "data_fingerprint": ctx.data_digest}
+
+    def build(out: Path) -> None:
+        model = loading.load_saved(target_dir, cfg.model).to(ctx.accelerator.device)
+        tok = loading.load_tokenizer(target_dir, cfg.model)
+        seed_everything(cfg.seed)
+        alternates = method.generate_alternates(eval_lm(model, tok, ctx.fmt, cfg.model.max_length, cfg.eval.batch_size), forget)
+        records = [{"question": qa.question, "answer": qa.answer, "alternates": alts} for qa, alts in zip(forget, alternates)]
+        (out / "alternates.json").write_text(json.dumps(records, indent=1))
+
+    path, hit = shared_stage(ctx.accelerator, cfg.paths.cache_dir, "alternates", key, build)
+    log.info("generated alternates: %s (%s)", path / "alternates.json", "reused from cache" if hit else "written")
+    return [r["alternates"] for r in json.loads((path / "alternates.json").read_text())]
+
+
 def evaluate_model(ctx: Context, model: Any, tokenizer: Any, reference: dict[str, Any] | None,
                    wrapper: InferenceWrapper | None = None) -> EvalOutput:
     """The benchmark's metrics plus the lm-eval utility rows of `eval.utility` (none when its task list is empty),
@@ -130,23 +162,46 @@ def evaluate_model(ctx: Context, model: Any, tokenizer: Any, reference: dict[str
     return out
 
 
+def without_location(settings: DictConfig) -> dict[str, Any]:
+    """A config group's values with its `data_dir` as "local" (when set): the files' contents are in the key."""
+    values = OmegaConf.to_container(settings, resolve=True)
+    if values.get("data_dir") is not None:
+        values["data_dir"] = "local"
+    return values
+
+
+def eval_key(ctx: Context, role: str, model_dir: str, reference_model: str | None) -> dict[str, Any]:
+    """What determines an evaluation: the model, the retain reference it is compared with (by identity, not by
+    where it lies in the cache), the benchmark and utility settings, and the contents of the files it reads."""
+    return evaluation_key(ctx, model_identity(ctx, role, model_dir), reference_model)
+
+
+def evaluation_key(ctx: Context, identity: Any, reference_model: str | None) -> dict[str, Any]:
+    """`eval_key` of the model that `identity` names (a known-answer control's, built by `pipeline.controls`)."""
+    cfg = ctx.cfg
+    return {"model": identity,
+            "reference": None if reference_model is None else model_identity(ctx, "retain", reference_model),
+            "bench": without_location(cfg.bench), "utility": without_location(cfg.eval.utility),
+            "data_fingerprint": ctx.evaluation_digest}
+
+
 def cached_eval(ctx: Context, role: str, model_dir: str, reference: dict[str, Any] | None,
                 reference_model: str | None = None) -> EvalOutput:
+    """The evaluation of `model_dir`, from cache when present; `reference_model` is the retain model's folder
+    whose evaluation gave `reference`."""
     cfg = ctx.cfg
 
     def load() -> tuple[Any, Any]:
         return loading.load_saved(model_dir, cfg.model), loading.load_tokenizer(model_dir, cfg.model)
 
-    return cached_evaluation(ctx, role, model_identity(ctx, role, model_dir), load, reference, reference_model)
+    return cached_evaluation(ctx, role, eval_key(ctx, role, model_dir, reference_model), load, reference)
 
 
-def cached_evaluation(ctx: Context, label: str, identity: Any, load: Callable[[], tuple[Any, Any]],
-                      reference: dict[str, Any] | None, reference_model: str | None = None) -> EvalOutput:
-    """The bench's evaluation of the model `identity` names (`load()` gives it and its tokenizer), from cache
-    when present."""
+def cached_evaluation(ctx: Context, label: str, key: dict[str, Any], load: Callable[[], tuple[Any, Any]],
+                      reference: dict[str, Any] | None) -> EvalOutput:
+    """The bench's evaluation cached under `key` (`eval_key`, `evaluation_key`); `load()` gives the model and
+    its tokenizer when it is not cached."""
     cfg = ctx.cfg
-    key = {"model": identity, "reference": reference_model, "bench": OmegaConf.to_container(cfg.bench, resolve=True),
-           "utility": OmegaConf.to_container(cfg.eval.utility, resolve=True), "data_fingerprint": ctx.data_digest}
 
     def build(out: Path) -> None:
         model, tok = load()

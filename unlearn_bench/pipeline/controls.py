@@ -25,7 +25,8 @@ from unlearn_bench.diagnostics.common import Subject
 from unlearn_bench.diagnostics.controls import PREFIX, Control, Unavailable
 from unlearn_bench.diagnostics.groups import disjoint_split, forget_groups
 from unlearn_bench.models import loading
-from unlearn_bench.pipeline.context import Context, cached_evaluation, finetuned_model, finetunes, model_identity
+from unlearn_bench.pipeline.context import (Context, cached_evaluation, evaluation_key, finetuned_model, finetunes,
+                                            model_identity)
 from unlearn_bench.runtime.device import save_pretrained, seed_everything, shared_stage
 from unlearn_bench.runtime.logs import stage
 from unlearn_bench.training import recipes
@@ -102,7 +103,8 @@ def build_controls(ctx: Context, tokenizer: Any, target_dir: str, retain_dir: st
     def subject(name: str, path: str, key: Any) -> Subject:
         def load() -> tuple[Any, Any]:
             return loading.load_saved(path, cfg.model), tokenizer
-        evaluation = cached_evaluation(ctx, PREFIX + name, key, load, retain_eval.reference_data, retain_dir)
+        evaluation = cached_evaluation(ctx, PREFIX + name, evaluation_key(ctx, key, retain_dir), load,
+                                       retain_eval.reference_data)
         return Subject(PREFIX + name, lambda: loading.load_saved(path, cfg.model).to(device), evaluation, key)
 
     def exact() -> Control:
@@ -136,7 +138,8 @@ def build_controls(ctx: Context, tokenizer: Any, target_dir: str, retain_dir: st
 
         def load() -> tuple[Any, Any]:
             return controls.collapse_(loading.load_saved(target_dir, cfg.model), cfg.seed), tokenizer
-        evaluation = cached_evaluation(ctx, PREFIX + "collapsed", key, load, retain_eval.reference_data, retain_dir)
+        evaluation = cached_evaluation(ctx, PREFIX + "collapsed", evaluation_key(ctx, key, retain_dir), load,
+                                       retain_eval.reference_data)
         return Control("collapsed", Subject(PREFIX + "collapsed", lambda: load()[0].to(device), evaluation, key))
 
     builders = {"exact": exact, "refusal": refusal, "partial": partial, "collapsed": collapsed}

@@ -23,7 +23,7 @@ from unlearn_bench.methods.registry import method_class
 from unlearn_bench.models import loading
 from unlearn_bench.pipeline import side_process, stages, validation
 from unlearn_bench.pipeline.controls import attacks_run, build_controls
-from unlearn_bench.pipeline.context import (Context, cached_eval, evaluate_model, finetuned_model,
+from unlearn_bench.pipeline.context import (Context, cached_eval, evaluate_model, finetuned_model, generated_alternates,
                                             generated_forget_corpus, model_identity)
 from unlearn_bench.pipeline.health import collapse_reason
 from unlearn_bench.runtime.device import SingleProcess, make_accelerator, on_main, seed_everything, whole_model
@@ -111,11 +111,14 @@ def run(cfg: DictConfig) -> RunRecord:
     ctx = Context(cfg, bench, data, fmt, accelerator, fingerprint["digest"])
 
     tokenizer = loading.base_tokenizer(cfg.model, data.tokenizer_corpus)
+    validation.check_prompt_format(fmt, tokenizer, cfg.model)
     with side_process.retain_alongside(ctx, tokenizer):  # on CPU, the retain model trains in a second process
         target_dir = finetuned_model(ctx, "target", data.target_train, tokenizer)
         if isinstance(bench, GeneratesForgetCorpus) and (generation := bench.generation_key()) is not None:
             ctx.data = bench.with_generated_forget(data, generated_forget_corpus(ctx, target_dir, generation))
             stages.check_data(ctx.data)
+        if method.alternate == "generated" and not cfg.model.unlearned_path:  # a given checkpoint trains nothing
+            ctx.data = dataclasses.replace(ctx.data, generated_alternates=generated_alternates(ctx, target_dir, method))
     retain_dir = finetuned_model(ctx, "retain", data.retain_train, tokenizer)
     retain_eval = cached_eval(ctx, "retain", retain_dir, SELF_REFERENCE)
     if target_dir == retain_dir:  # a pretrained model used as is is its own retain reference (RWKU, WMDP)

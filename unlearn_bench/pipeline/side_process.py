@@ -3,8 +3,10 @@
 Why: the tiny model's steps are too small to keep two cores busy. On the 2-core machine one thread trains at
 23.5 steps/s and two threads at 33.8 (`scripts/bench_train.py`), so two one-thread trainings side by side
 finish sooner than two two-thread trainings in turn. The child trains through the same
-`runner.finetuned_model` and writes the same cache entry, which the parent then reads as a cache hit; the
-thread count does not change the weights (tests/test_side_process.py compares them bit for bit).
+`context.finetuned_model` and writes the same cache entry, which the parent then reads as a cache hit. Each side
+trains on one thread, and a one-thread sequential run gives the same weights bit for bit
+(tests/test_side_process.py); a two-thread run may differ in float rounding on CPUs whose matmul reduction
+order follows the thread count.
 
 When the diagnose stage asks for `control:exact` (the retain recipe at another seed, `pipeline.controls`), the
 child trains that model too, after the retain model: three fine-tunes then share the two cores.
@@ -19,6 +21,7 @@ import contextlib
 import dataclasses
 import logging
 import multiprocessing
+import os
 from typing import Any, Iterator
 
 import torch
@@ -71,7 +74,7 @@ def retain_alongside(ctx: Any, tokenizer: Any) -> Iterator[None]:
     # The data go through a queue, whose feeder thread waits while the child imports torch: as a Process
     # argument they would block this process until the child has read them (8 s measured).
     payload = spawn.Queue()
-    child = spawn.Process(target=finetune_retain, args=(payload, child_threads, send), daemon=True, name="finetune:retain")
+    child = spawn.Process(target=finetune_retain, args=(payload, child_threads, send, os.getpid()), daemon=True, name="finetune:retain")
     child.start()
     send.close()
     # resolved, so that the child needs no Hydra state; without the accelerator, which it makes itself
@@ -95,8 +98,9 @@ def retain_alongside(ctx: Any, tokenizer: Any) -> Iterator[None]:
         raise RuntimeError(f"fine-tuning the retain model in a second process failed: {message}")
 
 
-def finetune_retain(payload: Any, threads: int, send: Any) -> None:
-    """The child: the retain model into the cache, errors sent back as one line (and logged in full)."""
+def finetune_retain(payload: Any, threads: int, send: Any, parent: int) -> None:
+    """The child: the retain model into the cache, errors sent back as one line (and logged in full). `parent` is
+    the pid of the process that started it, which may be gone by the time this child has imported torch."""
     torch.set_num_threads(threads)
     logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
     from unlearn_bench.runtime.device import make_accelerator
@@ -105,7 +109,7 @@ def finetune_retain(payload: Any, threads: int, send: Any) -> None:
     from unlearn_bench.pipeline.controls import exact_context, wants_exact
     from unlearn_bench.runtime.workers import exit_with_parent
 
-    exit_with_parent()  # a main process killed with SIGKILL takes this one down
+    exit_with_parent(parent=parent)  # a main process killed with SIGKILL takes this one down
     quiet_noise()
     try:
         ctx, tokenizer = payload.get()

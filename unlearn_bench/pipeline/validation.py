@@ -75,8 +75,15 @@ def unknown_fields(node: DictConfig, schema: type, prefix: str) -> list[str]:
     return found
 
 
+# Bounds that a field's type cannot express: numpy's RNG (seed_everything) takes seeds in [0, 2**32).
+SEED_RANGE = (0, 2**32)
+
+
 def check_fields(cfg: DictConfig) -> None:
-    """Every field of the run config is declared by its group's schema; a ConfigError lists the valid ones."""
+    """Every field of the run config is declared by its group's schema (a ConfigError lists the valid ones), and
+    the seed is within SEED_RANGE."""
+    if not SEED_RANGE[0] <= cfg.seed < SEED_RANGE[1]:
+        raise ConfigError(f"seed={cfg.seed}: must be an integer with 0 <= seed < 2**32 (numpy's seed range)")
     from unlearn_bench.benchmarks.registry import bench_config_class
     from unlearn_bench.config import RunConfig, method_schema
     from unlearn_bench.methods.registry import method_class
@@ -138,10 +145,45 @@ def override_field_errors(args: list[str], defaults: dict[str, str]) -> list[str
 
 
 def check_method_fits(method: Any, name: str, data: BenchData) -> None:
-    """The method's alternate answers (refusals, perturbed answers) exist in this benchmark's data."""
+    """The method's alternate answers (refusals, perturbed answers) exist in this benchmark's data, or, for answers
+    the target model generates, the forget records have questions to answer; a method that needs retain data has it."""
     from unlearn_bench.training.recipes import method_alternates
 
-    method_alternates(method, name, data)
+    if getattr(method, "needs_retain", False) and not data.retain:
+        raise ValueError(f"method '{name}' needs retain data, which this benchmark run has none of "
+                         "(RWKU: set bench.retain_corpus)")
+    if method.alternate != "generated":
+        method_alternates(method, name, data)
+        return
+    raw = sum(qa.question is None for qa in data.forget)
+    if raw:
+        raise ValueError(f"method '{name}' trains on alternate answers the target model writes to each forget question, "
+                         f"but {raw} of the {len(data.forget)} forget records are raw text without a question "
+                         "(MUSE's and WMDP's corpora, RWKU's passages): use a QA benchmark (fictitious, tofu)")
+
+
+def check_prompt_format(fmt: Any, tokenizer: Any, model_cfg: Any) -> None:
+    """The model's prompt format renders with this tokenizer: a known format, and for `chat` a chat template that
+    accepts the configured turns (Gemma's rejects a system turn), checked before any training rather than at the
+    first evaluation prompt."""
+    from jinja2 import TemplateError
+
+    from unlearn_bench.data.collate import TEMPLATES
+
+    where = f"model={model_cfg.name} (model.path={model_cfg.path})"
+    if fmt.name != "chat":
+        if fmt.name not in TEMPLATES:
+            raise ValueError(f"{where}: model.prompt_format='{fmt.name}' is not one of chat, {', '.join(TEMPLATES)}")
+        return
+    if not getattr(tokenizer, "chat_template", None):
+        raise ValueError(f"{where}: model.prompt_format=chat, but its tokenizer has no chat template (a base model?): "
+                         f"use one of {', '.join(TEMPLATES)}, or a tokenizer that has one (model.tokenizer_path)")
+    try:
+        fmt.prompt("question", tokenizer)
+        fmt.turn_end(tokenizer)
+    except TemplateError as err:  # a template's raise_exception(...) too
+        raise ValueError(f"{where}: its chat template fails on a question with model.system_prompt="
+                         f"{fmt.system_prompt!r}: {err}") from err
 
 
 def check_unlearned_path(cfg: DictConfig, method: Any) -> None:

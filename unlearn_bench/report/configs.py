@@ -8,6 +8,7 @@ its own baselines. The fields that differ between the rows of a benchmark become
 """
 from __future__ import annotations
 
+import difflib
 import json
 from fnmatch import fnmatchcase
 from pathlib import Path
@@ -52,19 +53,51 @@ def row_ids(run_dir: Path, info: dict[str, Any]) -> tuple[str, str]:
             info.get("baseline_id") or run_keys.baseline_id(config, None))
 
 
+class ReportError(ValueError):
+    """A report that would say nothing (no runs, a filter matching none): the message says what exists instead."""
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool):
+        return None
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
 def _matches(fields: dict[str, Any], condition: str) -> bool:
+    """FIELD=PATTERN: numbers compare as numbers (1e-4 matches a stored 0.0001), anything else by fnmatch."""
     key, _, pattern = condition.partition("=")
-    return fnmatchcase(str(fields.get(key, "")), pattern)
+    value = fields.get(key)
+    if (wanted := _number(pattern)) is not None and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value) == wanted
+    return fnmatchcase("" if value is None else str(value), pattern)
+
+
+def _existing_values(key: str, runs: list[dict[str, Any]], shown: int = 12) -> str:
+    """What the runs hold for `key` (or the fields they have that look like it), for an error message."""
+    values = sorted({str(f[key]) for f in runs if key in f})
+    if not values:
+        close = difflib.get_close_matches(key, sorted({k for f in runs for k in f}), n=5, cutoff=0.6)
+        return f"no run has the field {key!r}" + (f" (close: {', '.join(close)})" if close else "")
+    more = f" and {len(values) - shown} more" if len(values) > shown else ""
+    return f"{key} is one of: {', '.join(values[:shown])}{more}"
 
 
 def filter_runs(df: pd.DataFrame, results_dir: Path, where: Sequence[str]) -> pd.DataFrame:
-    """Rows of runs whose config/provenance fields match every `key=pattern` (fnmatch) of `where`."""
+    """Rows of runs whose config/provenance fields match every `key=pattern` of `where`; a ReportError naming the
+    values that exist when no run matches."""
     if not where:
         return df
     for condition in where:
         if "=" not in condition:
-            raise ValueError(f"--where {condition!r}: expected FIELD=PATTERN, e.g. method.lr=1e-05 or provenance.device=cuda*")
-    keep = {d for d in df["run_dir"].unique() if all(_matches(run_fields(results_dir / d), c) for c in where)}
+            raise ReportError(f"--where {condition!r}: expected FIELD=PATTERN, e.g. method.lr=1e-05 or provenance.device=cuda*")
+    fields = {d: run_fields(results_dir / d) for d in df["run_dir"].unique()}
+    keep = {d for d, f in fields.items() if all(_matches(f, c) for c in where)}
+    if not keep:
+        found = "; ".join(_existing_values(c.partition("=")[0], list(fields.values())) for c in where)
+        raise ReportError(f"--where {' '.join(where)}: none of the {len(fields)} runs matches; {found}")
     return df[df["run_dir"].isin(keep)].reset_index(drop=True)
 
 

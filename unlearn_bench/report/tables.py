@@ -15,6 +15,9 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
+import shutil
+import tempfile
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from pathlib import Path
@@ -25,7 +28,7 @@ from omegaconf import OmegaConf
 
 from unlearn_bench.report import configs as report_configs, plots
 from unlearn_bench.store.resume import RUN_STATUSES, read_metric_rows, read_run_info, run_is_complete
-from unlearn_bench.store.results import MetricRow, atomic_write_text
+from unlearn_bench.store.results import MetricRow
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +59,7 @@ _TOFU = (
     Headline("forget", "prob", "forget/prob"),
     Headline("forget", "truth_ratio", "forget/truth_ratio"),
     Headline("retain", "rouge*", "retain/rougeL"),  # collateral damage that the harmonic-mean utility can hide
+    Headline("forget", "privleak", "privleak"),  # open-unlearning's TOFU privleak (qa_eval.privleak_rows)
 )
 HEADLINE_METRICS: dict[str, tuple[Headline, ...]] = {
     "tofu": _TOFU,
@@ -290,13 +294,39 @@ def markdown_table(table: pd.DataFrame) -> str:
 
 def build_report(results_dir: Path, out_dir: Path, where: Sequence[str] = (), by: Sequence[str] = ()) -> ReportPaths:
     """Collect every complete run under `results_dir` (those matching every `where` FIELD=PATTERN) and write the
-    tables and plots into `out_dir`; `by` fields (config or provenance.*) split rows further."""
+    tables and plots into `out_dir`; `by` fields (config or provenance.*) split rows further. A ReportError when
+    there is nothing to report. The report is written into a fresh folder first and then renamed into place
+    piece by piece (`plots/` whole), so an old plot never stays beside a new summary and other files in
+    `out_dir` are left alone."""
     results_dir, out_dir = Path(results_dir), Path(out_dir)
     df = collect_runs(results_dir)
+    if df.empty:
+        raise report_configs.ReportError(f"{results_dir}: no complete run to report (a run is complete once its "
+                                         "run.json is written)")
     df = report_configs.group_by_fields(report_configs.filter_runs(df, results_dir, where), results_dir, by)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    fresh = Path(tempfile.mkdtemp(dir=out_dir, prefix=".tmp-report-"))
+    try:
+        paths = write_report(df, results_dir, fresh, by)
+        for name in sorted(p.name for p in fresh.iterdir()):
+            if (fresh / name).is_dir() and (out_dir / name).exists():  # plots/: the old folder goes as a whole
+                os.replace(out_dir / name, fresh / f".old-{name}")
+            os.replace(fresh / name, out_dir / name)
+    finally:
+        shutil.rmtree(fresh, ignore_errors=True)
+
+    def moved(path: Path) -> Path:
+        return out_dir / path.relative_to(fresh)
+
+    return ReportPaths(moved(paths.long_parquet), moved(paths.long_csv), moved(paths.summary_md),
+                       moved(paths.summary_csv), [moved(p) for p in paths.plots])
+
+
+def write_report(df: pd.DataFrame, results_dir: Path, out_dir: Path, by: Sequence[str]) -> ReportPaths:
+    """The long table, the summary and the plots of `df`, written into `out_dir` (a fresh folder)."""
     paths = ReportPaths(out_dir / "all_runs.parquet", out_dir / "all_runs.csv", out_dir / "summary.md", out_dir / "summary.csv")
-    plots.write_atomically(paths.long_parquet, lambda tmp: df.to_parquet(tmp, index=False))
-    atomic_write_text(paths.long_csv, df.to_csv(index=False))
+    df.to_parquet(paths.long_parquet, index=False)
+    paths.long_csv.write_text(df.to_csv(index=False), encoding="utf-8")
 
     configs = {bench: report_configs.config_columns(df[df["bench"] == bench], results_dir, by) for bench in df["bench"].unique()}
     summaries = {bench: summarize_bench(df, bench, configs[bench]) for bench in sorted(df["bench"].unique())}
@@ -304,11 +334,12 @@ def build_report(results_dir: Path, out_dir: Path, where: Sequence[str] = (), by
           "Cells: mean ± sample std over seeds (forget quality: median [min, max]); ↑/↓: higher/lower is better; "
           "n/a: no value (see status).\n"]
     md += [f"\n## {bench}\n\n{markdown_table(wide)}" for bench, (wide, _) in summaries.items()]
-    atomic_write_text(paths.summary_md, "".join(md))
-    wide_all = pd.concat([wide for wide, _ in summaries.values()], ignore_index=True) if summaries else pd.DataFrame()
-    atomic_write_text(paths.summary_csv, wide_all.fillna("").to_csv(index=False))
+    paths.summary_md.write_text("".join(md), encoding="utf-8")
+    wide_all = pd.concat([wide for wide, _ in summaries.values()], ignore_index=True)
+    paths.summary_csv.write_text(wide_all.fillna("").to_csv(index=False), encoding="utf-8")
 
-    stats = pd.concat([st for _, st in summaries.values()], ignore_index=True) if summaries else pd.DataFrame()
+    stats = pd.concat([st for _, st in summaries.values()], ignore_index=True)
+    (out_dir / "plots").mkdir()  # even when empty, so that it replaces the old plots
     paths.plots = plots.write_plots(df, report_configs.label_configurations(stats, configs), out_dir / "plots")
     return paths
 
@@ -326,7 +357,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     if not args.results_dir.is_dir():
         parser.error(f"{args.results_dir}: results folder not found")
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
-    paths = build_report(args.results_dir, args.out or args.results_dir / "report", args.where, args.by)
+    try:
+        paths = build_report(args.results_dir, args.out or args.results_dir / "report", args.where, args.by)
+    except report_configs.ReportError as e:  # nothing to report: said, and nothing written
+        parser.exit(2, f"{parser.prog}: error: {e}\n")
     print(f"summary: {paths.summary_md}\nlong table: {paths.long_parquet}\nplots: {len(paths.plots)} files in {paths.summary_md.parent / 'plots'}")
 
 

@@ -43,7 +43,8 @@ _LR = [3e-4, 1e-3]
 _EPOCHS = [2]
 GRID: dict[str, dict[str, list[float]]] = {
     name: {"lr": _LR, "epochs": _EPOCHS}
-    for name in ["simnpo", "wga", "undial", "ngdiff", "task_negation", "idk", "idk_dpo", "wrong_answers", "ihl"]
+    for name in ["simnpo", "wga", "undial", "ngdiff", "task_negation", "idk", "idk_dpo", "wrong_answers", "ihl",
+                 "ceu", "satimp", "pdu", "altpo"]
 }
 GRID["npo"] = GRID["ga"] = {"lr": [1e-4, *_LR], "epochs": [2, 5]}
 GRID["graddiff"] = {"lr": _LR, "epochs": [2, 5]}

@@ -148,16 +148,20 @@ def shared_stage(accelerator: Accelerator, cache_dir: str | Path, stage: str, ke
     """`cache.cached_stage` for several processes: one copy of the entry, written by the main process. A
     `collective` build (training) runs on every process; the others get a path they cannot write to (os.devnull
     below), so a stray write fails loudly. A non-collective build (evaluation) runs on the main process alone."""
-    from unlearn_bench.store.cache import cached_stage, entry_path
+    from unlearn_bench.store.cache import building, cached_stage, entry_path
 
     if accelerator.num_processes == 1:
         return cached_stage(cache_dir, stage, key, build)
     entry = entry_path(cache_dir, stage, key)
-    hit = [entry.is_dir() if accelerator.is_main_process else None]
-    broadcast_object_list(hit)  # the main process's view decides, so all build or none
-    if collective and not hit[0] and not accelerator.is_main_process:
-        build(Path(os.devnull) / "not-written")
-    on_main(accelerator, lambda: cached_stage(cache_dir, stage, key, build))
+    # The main process holds the entry's lock from the decision to the rename, so that another run building the
+    # same entry is waited for before all processes decide (the others wait at the broadcast, within the process
+    # group's timeout).
+    with building(entry) if accelerator.is_main_process else contextlib.nullcontext():
+        hit = [entry.is_dir() if accelerator.is_main_process else None]
+        broadcast_object_list(hit)  # the main process's view decides, so all build or none
+        if collective and not hit[0] and not accelerator.is_main_process:
+            build(Path(os.devnull) / "not-written")
+        on_main(accelerator, lambda: cached_stage(cache_dir, stage, key, build))
     if not entry.is_dir():
         raise RuntimeError(f"{stage}: the main process did not write {entry} (see its log)")
     return entry, bool(hit[0])

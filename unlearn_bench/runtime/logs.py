@@ -2,13 +2,16 @@
 
 - `stage(name)`: one line when a stage starts and one when it ends, with its duration;
 - `Progress`: a line every `every_s` seconds when tqdm's bar is off (output not a terminal);
-- `counted_truncations()`: lm-eval's per-request truncation warnings become one counted line per evaluation;
-- `quiet_noise()`: git/`datasets` chatter below warning level is dropped.
+- `counted_truncations()`: lm-eval's per-request truncation warnings become one counted line per evaluation, and
+  its warnings about the in-memory model we hand it are dropped;
+- `quiet_noise()`: git/`datasets` chatter below warning level is dropped, and with output not on a terminal no
+  library draws a progress bar (`quiet_bars`; lm-eval's, which it turns on explicitly: `evaluation.lm_eval`).
 """
 from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import sys
 import time
 from typing import Iterator
@@ -89,8 +92,11 @@ def counted_truncations(what: str) -> Iterator[CountingFilter]:
     """lm-eval warns once per request whose context is cut to the model's length (1,311 lines for MMLU on a
     short-context model); inside this block they are counted and reported in one line at the end. Its advice on
     passing `--metadata` to a task with a `custom_dataset` (two lines per offline task, 57 for MMLU) is dropped:
-    the offline tasks get theirs from `evaluation.lm_eval.offline_tasks`."""
+    the offline tasks get theirs from `evaluation.lm_eval.offline_tasks`. So are its two warnings per evaluation
+    that the model is an object rather than a name, which is how `evaluate_tasks` means to call it."""
     with dropped("custom kwargs can be passed to `--metadata`", "lm_eval.api.task"), \
+            dropped("model kwarg is not of type `str`", "lm_eval.models.huggingface"), \
+            dropped("passed an already-initialized model", "lm_eval.models.huggingface"), \
             dropped("truncat", "lm_eval.models.huggingface", "lm_eval.api.model") as counter:
         try:
             yield counter
@@ -99,7 +105,29 @@ def counted_truncations(what: str) -> Iterator[CountingFilter]:
                 log.warning("%s: %d lm-eval request(s) truncated to the model's max length", what, counter.count)
 
 
+# The libraries' own switches, read when each is imported (so they also reach the processes this one starts).
+BAR_SWITCHES = ("TQDM_DISABLE", "HF_HUB_DISABLE_PROGRESS_BARS", "HF_DATASETS_DISABLE_PROGRESS_BARS")
+
+
+def quiet_bars() -> None:
+    """With output not on a terminal, no progress bars: in a file each redraw is a line ("Loading weights",
+    "Writing model shards", datasets' and the hub's downloads, tqdm's default), and `Progress` logs instead.
+    Libraries imported already are switched off through their own calls."""
+    if not bar_is_off():
+        return
+    for name in BAR_SWITCHES:
+        os.environ.setdefault(name, "1")
+    if "huggingface_hub" in sys.modules:
+        sys.modules["huggingface_hub"].utils.disable_progress_bars()
+    if "transformers" in sys.modules:
+        sys.modules["transformers"].utils.logging.disable_progress_bar()
+    if "datasets" in sys.modules:
+        sys.modules["datasets"].disable_progress_bars()
+
+
 def quiet_noise() -> None:
-    """Chatter that buries the lines that matter: git lookups and HTTP requests of lm-eval/datasets/hub."""
+    """Chatter that buries the lines that matter: git lookups and HTTP requests of lm-eval/datasets/hub, and
+    progress bars in log files."""
     for name in ("git", "git.cmd", "urllib3", "httpx", "filelock", "fsspec", "datasets"):
         logging.getLogger(name).setLevel(logging.WARNING)
+    quiet_bars()

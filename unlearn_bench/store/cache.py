@@ -1,9 +1,13 @@
 """Stage cache: each finished stage's output lives under a key that hashes exactly the config that
 determines it (plus a format version). Entries are built in a temp dir and renamed into place, so a killed
 run never leaves half an entry behind; the temp dir's name records its owner (pid@host), so a later run can
-remove those of processes that are gone (a kill -9 skips every cleanup handler)."""
+remove those of processes that are gone (a kill -9 skips every cleanup handler). An entry is built under a
+file lock (`<cache>/.locks/<stage>-<entry>.lock`, out of the stage folders, which hold entries only), so two processes asking for the same entry at once (two jobs of a
+parallel sweep, cold) build it once: the second waits, then reuses it. The kernel drops the lock of a killed
+process, so a waiter then builds the entry itself."""
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -14,7 +18,9 @@ import socket
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
+
+from filelock import FileLock, Timeout
 
 log = logging.getLogger(__name__)
 
@@ -68,27 +74,43 @@ def entry_path(cache_dir: str | Path, stage: str, key: Any) -> Path:
     return Path(cache_dir).expanduser() / stage / config_hash(key)
 
 
+@contextlib.contextmanager
+def building(entry: Path) -> Iterator[None]:
+    """Held while `entry` is built; a process that finds another one building it waits here (and says so).
+    Re-entrant within a thread (`device.shared_stage` holds it around `cached_stage`)."""
+    entry.parent.mkdir(parents=True, exist_ok=True)
+    locks = entry.parent.parent / ".locks"
+    locks.mkdir(exist_ok=True)
+    lock = FileLock(locks / f"{entry.parent.name}-{entry.name}.lock", is_singleton=True)
+    try:
+        lock.acquire(blocking=False)
+    except Timeout:
+        log.info("%s: another process is building this entry: waiting for it", entry)
+        lock.acquire()
+    try:
+        yield
+    finally:
+        lock.release()
+
+
 def cached_stage(cache_dir: str | Path, stage: str, key: Any, build: Callable[[Path], None]) -> tuple[Path, bool]:
     """Path of the stage's entry for `key` and whether it was already there; `build(tmp_dir)` fills a
     missing entry. The key itself is stored beside the output for inspection."""
     entry = entry_path(cache_dir, stage, key)
-    root = entry.parent
     if entry.is_dir():
         log.info("%s: reusing cached %s", stage, entry)
         return entry, True
-    root.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=root, prefix=f".tmp-{entry.name}-{os.getpid()}@{socket.gethostname()}-"))
-    try:
-        build(tmp)
-        (tmp / "cache_key.json").write_text(json.dumps(key, sort_keys=True, indent=1, default=str))
+    with building(entry):
+        if entry.is_dir():
+            log.info("%s: reusing cached %s, built by another process while this one waited", stage, entry)
+            return entry, True
+        tmp = Path(tempfile.mkdtemp(dir=entry.parent, prefix=f".tmp-{entry.name}-{os.getpid()}@{socket.gethostname()}-"))
         try:
+            build(tmp)
+            (tmp / "cache_key.json").write_text(json.dumps(key, sort_keys=True, indent=1, default=str))
             os.replace(tmp, entry)
-        except OSError:  # another process finished the same entry first: keep theirs
-            if not entry.is_dir():
-                raise
+        except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+            raise
     log.info("%s: cached %s", stage, entry)
     return entry, False

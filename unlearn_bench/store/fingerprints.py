@@ -3,6 +3,10 @@
 A file fixed in place keeps its path, so config hashes alone would reuse models trained on the old contents.
 Hashing is done once per file version: `fingerprints.json` in the cache folder maps each path to the size,
 mtime and SHA-256 it had, and a file whose size and mtime are unchanged is not read again.
+
+`data_fingerprint` (run ids, provenance) covers every local input; cached evaluations are keyed by
+`content_digest` of only the files evaluation reads (`evaluation_inputs`), named relative to where they lie, so a
+moved data folder keeps them. Fine-tuned models are keyed by their training texts instead (`Context.model_key`).
 """
 from __future__ import annotations
 
@@ -10,7 +14,7 @@ import hashlib
 import json
 import logging
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Sequence
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -87,3 +91,24 @@ def data_fingerprint(cfg: DictConfig, update_index: bool = True) -> dict[str, An
         return {"files": {}, "digest": None}
     digest = hashlib.sha256(json.dumps(hashes, sort_keys=True).encode()).hexdigest()[:16]
     return {"files": hashes, "digest": digest}
+
+
+def evaluation_inputs(cfg: DictConfig, bench: Any) -> list[Path]:
+    """The local files and folders evaluation reads: the adapter's `evaluation_files()` where it names them (plus
+    `eval.utility.data_dir`), else every local input of the run."""
+    named = getattr(bench, "evaluation_files", None)
+    if named is None:
+        return local_inputs(cfg)
+    found = list(named()) + ([cfg.eval.utility.data_dir] if cfg.eval.utility.data_dir else [])
+    return sorted({Path(p).expanduser().resolve() for p in found})
+
+
+def content_digest(roots: Sequence[Path], cache_dir: str | Path, update_index: bool = True) -> str | None:
+    """One hash over the files under `roots` (files or folders), each named by its path relative to its root (a
+    file root: its name), so that it follows the contents, not the location; None when there are none."""
+    named = [(f, f.name if root.is_file() else f.relative_to(root).as_posix()) for root in roots for f in _files([root])]
+    if not named:
+        return None
+    hashes = file_hashes([f for f, _ in named], cache_dir, update_index)
+    pairs = sorted((name, hashes[str(f)]) for f, name in named)
+    return hashlib.sha256(json.dumps(pairs).encode()).hexdigest()[:16]

@@ -63,15 +63,20 @@ def finetune(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, example
 def method_alternates(method: Any, name: str, data: BenchData) -> list[list[str]] | None:
     """The other answers per forget item that `method.alternate` asks for; a ValueError if the data lacks them."""
     if method.alternate == "refusal":
-        if not data.refusals:
+        if not (refusals := data.refusal_answers()):
             raise ValueError(f"method '{name}' needs refusal answers, which this benchmark lacks "
                              "(TOFU: idontknow.jsonl in bench.data_dir)")
-        return [data.refusals] * len(data.forget)
+        return [refusals] * len(data.forget)
     if method.alternate == "perturbed":
         if len(data.forget_perturbed) != len(data.forget):
             raise ValueError(f"method '{name}' needs perturbed (wrong) answers for every forget item, which this "
                              f"benchmark lacks ({len(data.forget_perturbed)} of {len(data.forget)})")
         return data.forget_perturbed
+    if method.alternate == "generated":
+        if len(data.generated_alternates) != len(data.forget):
+            raise ValueError(f"method '{name}' needs the alternate answers the target model writes for every forget item "
+                             f"(context.generated_alternates), {len(data.generated_alternates)} of {len(data.forget)} here")
+        return data.generated_alternates
     return None
 
 

@@ -13,7 +13,7 @@ from unlearn_bench.benchmarks.fictitious.world import World, generate_world
 from unlearn_bench.data.records import DataError, EvalQA
 from unlearn_bench.evaluation.lm import LM
 from unlearn_bench.evaluation.mia_eval import forget_holdout_auc_rows
-from unlearn_bench.benchmarks.tofu.qa_eval import reference_forget_scores, score_splits, tofu_family_output
+from unlearn_bench.benchmarks.tofu.qa_eval import privleak_rows, reference_forget_scores, score_splits, tofu_family_output
 
 FORGET_PERCENT = {"forget01": 1, "forget05": 5, "forget10": 10}
 UTILITY_REPEATS = 3
@@ -104,7 +104,10 @@ class FictitiousBenchmark:
         results = score_splits(lm, splits, self.cfg.max_new_tokens)
         out = tofu_family_output(results, reference_forget_scores(results, reference))
         holdout = self.splits()["holdout"][: len(splits["forget"])]
-        out.metrics += forget_holdout_auc_rows(lm, [q.as_qa() for q in splits["forget"]], [q.as_qa() for q in holdout])
+        aucs = forget_holdout_auc_rows(lm, [q.as_qa() for q in splits["forget"]], [q.as_qa() for q in holdout])
+        rows, reference_auc = privleak_rows(aucs, reference)
+        out.metrics += aucs + rows
+        out.reference_data |= reference_auc
         return out
 
 

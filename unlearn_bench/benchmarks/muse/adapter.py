@@ -50,7 +50,6 @@ from unlearn_bench.benchmarks.muse.metrics import (
     knowmem_answer,
     knowmem_prompt,
     knowmem_score,
-    privleak,
     verbmem_reference,
     verbmem_score,
 )
@@ -250,7 +249,7 @@ class MuseBenchmark:
                 log.warning("the retrain AUC is 1.0 (MUSE's 0): privleak is undefined and not reported")
             else:
                 # 0 = as the retrain model; -100 = forget set fully exposed; > 0 = over-unlearned
-                metrics.append(Metric("forget", "privleak", privleak(own, value), None))
+                metrics.append(Metric("forget", "privleak", mia.privleak(own, value), None))
         log_ = {
             "orientation": {a: mia.orientation(a) for a in ATTACKS},
             "k": PRIVLEAK_MIN_K,

@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, TypedDict
 
+from unlearn_bench.data.hub import load_hub_dataset
 from unlearn_bench.data.records import QA, DataError, EvalQA, read_json_records, require_field
 
 HUB_IDS = {"news": "muse-bench/MUSE-News", "books": "muse-bench/MUSE-Books"}
@@ -55,10 +56,8 @@ def load_muse_split(
         path = split_path(corpus, config, split, data_dir)
         return read_json_records(path), str(path)
     _check(corpus, config, split)
-    from datasets import load_dataset  # heavy import, only for the network path
-
     hub_id = HUB_IDS[corpus]
-    return [dict(rec) for rec in load_dataset(hub_id, config, split=split)], f"{hub_id} {config}/{split}"
+    return [dict(rec) for rec in load_hub_dataset(hub_id, config, split)], f"{hub_id} {config}/{split}"
 
 
 def _text(rec: dict[str, Any], name: str, source: str, index: int) -> str:

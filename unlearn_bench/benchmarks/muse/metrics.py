@@ -23,31 +23,12 @@ PRIVLEAK_MIN_K = 0.4
 # constants.py `AUC_RETRAIN[corpus]["forget_holdout_Min-40%"]`, the retrained model's AUC, as published: in MUSE's
 # orientation, where 0.5 = no signal and values near 0 mean the forget set still looks like training data.
 MUSE_AUC_RETRAIN = {"news": 0.4772, "books": 0.5393}
-# The same numbers in `mia.mia_auc`'s orientation (MUSE's is the complement, see `privleak`), ready for `privleak`.
+# The same numbers in `mia.mia_auc`'s orientation (MUSE's is the complement, see `mia.privleak`), ready for it.
 RETRAIN_AUC = {corpus: 1.0 - auc for corpus, auc in MUSE_AUC_RETRAIN.items()}
 
 # metrics/knowmem.py `eval`: the answer is the generation up to the first of these (the model starting the next
 # few-shot block), not merely up to the first newline.
 KNOWMEM_STOP_STRINGS = ("\n\n", "\nQuestion", "Question:")
-
-
-def privleak(auc_unlearned: float, auc_retrain: float) -> float:
-    """PrivLeak in percent: (AUC_unlearned - AUC_retrain) / AUC_retrain * 100 on MUSE's AUC.
-
-    Inputs are `mia.mia_auc(forget_scores, holdout_scores)` values (1.0 = forget set fully told apart as
-    members), e.g. `RETRAIN_AUC[corpus]` for the retrained model. MUSE's AUC is their complement: its `sweep`
-    labels the forget split 0 and the holdout split 1 and scores with -loss (metrics/privleak.py `eval`), i.e.
-    P(forget loss > holdout loss). open-unlearning's `privleak` (src/evals/metrics/privacy.py) converts with
-    1 - AUC the same way. Sign: near 0 = like the retrained model; negative = forget set still leaks membership
-    (under-unlearning; the target model scores about -100); positive = over-unlearning.
-    """
-    for name, auc in (("auc_unlearned", auc_unlearned), ("auc_retrain", auc_retrain)):
-        if not 0.0 <= auc <= 1.0:
-            raise ValueError(f"{name} must be an AUC in [0, 1], got {auc}")
-    muse_unlearned, muse_retrain = 1.0 - auc_unlearned, 1.0 - auc_retrain
-    if muse_retrain == 0.0:
-        raise ValueError("auc_retrain = 1.0 gives MUSE's retrain AUC 0: PrivLeak divides by it")
-    return (muse_unlearned - muse_retrain) / muse_retrain * 100.0
 
 
 @lru_cache(maxsize=1)

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from unlearn_bench.data.hub import from_hub, load_hub_dataset
 from unlearn_bench.data.records import QA, DataError, parse_json, read_json_records, read_text, require_field
 
 HUB_ID = "jinzhuoran/RWKU"
@@ -211,9 +212,7 @@ def load_target(data_dir: Path | str, target: str) -> RWKUTarget:
 def list_hub_targets(revision: str | None = None) -> list[str]:
     """Target folder names from the hub's `forget_target` config, numbered as RWKU's process/data_process.py
     names the folders (`str(cnt) + '_' + target.replace(' ', '_')`, cnt from 1). Needs network."""
-    from datasets import load_dataset
-
-    names = load_dataset(HUB_ID, "forget_target", split="train", revision=revision)["target"]
+    names = load_hub_dataset(HUB_ID, "forget_target", "train", revision=revision)["target"]
     return [f"{rank}_{name.replace(' ', '_')}" for rank, name in enumerate(names, start=1)]
 
 
@@ -226,11 +225,11 @@ def fetch_hub_targets(targets: list[str], cache_dir: Path | str | None = None, r
     the files read here are fetched: the folders also hold ~10 MB of generated training corpora per target."""
     from huggingface_hub import snapshot_download
 
-    local = snapshot_download(
+    local = from_hub(f"{HUB_ID} ({HUB_TARGET_DIR}/)", "bench.data_dir", lambda: snapshot_download(
         repo_id=HUB_ID,
         repo_type="dataset",
         revision=revision,
         cache_dir=None if cache_dir is None else str(cache_dir),
         allow_patterns=[f"{HUB_TARGET_DIR}/{t}/{name}" for t in targets for name in TARGET_FILES],
-    )
+    ))
     return Path(local) / HUB_TARGET_DIR

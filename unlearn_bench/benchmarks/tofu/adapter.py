@@ -38,8 +38,9 @@ from unlearn_bench.benchmarks.tofu.data import (
 from unlearn_bench.data.records import QA, DataError, EvalQA
 from unlearn_bench.evaluation.lm import LM
 from unlearn_bench.evaluation.mia_eval import MIA_STYLES, forget_holdout_auc_rows, memorization_rows
-from unlearn_bench.benchmarks.open_unlearning import TOFU_NAMES, eval_files, read_retain_truth_ratios, tofu_per_example
-from unlearn_bench.benchmarks.tofu.qa_eval import reference_forget_scores, score_splits, tofu_family_output
+from unlearn_bench.benchmarks.open_unlearning import (TOFU_NAMES, eval_files, read_retain_agg, read_retain_truth_ratios,
+                                                      tofu_per_example)
+from unlearn_bench.benchmarks.tofu.qa_eval import privleak_rows, reference_forget_scores, score_splits, tofu_family_output
 
 log = logging.getLogger(__name__)
 
@@ -129,8 +130,9 @@ class TofuBenchmark:
 
     def data(self) -> BenchData:
         full = self._qa("full")
-        refusals = self._refusals()
-        corpus = [f"{qa.question} {qa.answer}" for qa in full] + refusals
+        # Without the refusals, which only refusal-based methods read (`read_refusals`): the tiny model's byte-level
+        # tokenizer encodes them all the same, and a bad idontknow.jsonl must not stop other methods' training.
+        corpus = [f"{qa.question} {qa.answer}" for qa in full]
         for split in CORPUS_PERTURBED:
             for ex in self._eval_qa(split):
                 corpus += [ex.question, ex.answer, *ex.perturbed_answers]
@@ -145,15 +147,16 @@ class TofuBenchmark:
             retain_train=retain,
             forget=[ex.as_qa() for ex in self.forget_perturbed],
             retain=retain,
-            refusals=refusals,
+            read_refusals=self._refusals,
             # drawn from the whole retain split: a smoke run's training subset may hold no unscored answers
             forget_perturbed=self.training_alternates(retain_split),
             tokenizer_corpus=corpus,
         )
 
     def data_key(self, role: str) -> dict[str, Any]:
-        source = self.cfg.hub_id if self.cfg.data_dir is None else str(Path(self.cfg.data_dir).expanduser().resolve())
-        key: dict[str, Any] = {"name": self.name, "source": source}
+        # A local folder's contents are in the key (the training texts' digest, `Context.model_key`), not its path,
+        # so a moved or copied folder keeps its models.
+        key: dict[str, Any] = {"name": self.name, "source": self.cfg.hub_id if self.cfg.data_dir is None else "local"}
         if role == "retain":
             key["forget_split"] = self.cfg.forget_split
         if self.cfg.train_retain_examples is not None:  # the subset's target set depends on the forget split too
@@ -164,6 +167,16 @@ class TofuBenchmark:
         cap = self.cfg.eval_max_examples
         return {name: (self.forget_perturbed if split is None else self._eval_qa(split))[:cap]
                 for name, (split, _) in EVAL_SPLITS.items()}
+
+    def evaluation_files(self) -> list[Path]:
+        """The local files evaluation reads (their contents key the cached evaluations): the scored splits, the
+        forget split the perturbed one is checked against, the MIA holdout and `retain_logs_path`."""
+        files = [Path(self.cfg.retain_logs_path)] if self.cfg.retain_logs_path else []
+        if self.cfg.data_dir is None:
+            return files
+        splits = [split or f"{self.cfg.forget_split}_perturbed" for split, _ in EVAL_SPLITS.values()]
+        splits += [self.cfg.forget_split, holdout_split_for(self.cfg.forget_split)]
+        return files + [split_path(split, self.cfg.data_dir) for split in splits]
 
     def check_inputs(self) -> None:
         """Read and parse every file evaluation reads, so a bad one fails before any training."""
@@ -178,7 +191,11 @@ class TofuBenchmark:
         out = tofu_family_output(results, retain_forget)
         # MIA per attack: forget answers vs the matching holdout split's (TOFU holdout01/05/10, never trained on).
         holdout = self._qa(holdout_split_for(self.cfg.forget_split))[: len(splits["forget"])]
-        out.metrics += forget_holdout_auc_rows(lm, [q.as_qa() for q in splits["forget"]], holdout, self.cfg.mia_style)
+        aucs = forget_holdout_auc_rows(lm, [q.as_qa() for q in splits["forget"]], holdout, self.cfg.mia_style)
+        logged = read_retain_agg(self.cfg.retain_logs_path, "mia_min_k") if self.cfg.retain_logs_path else None
+        rows, reference_auc = privleak_rows(aucs, reference, logged)
+        out.metrics += aucs + rows
+        out.reference_data |= reference_auc
         # open-unlearning's default TOFU metrics beyond TOFU's own (configs/eval/tofu.yaml), on the forget split.
         rows, memorization = memorization_rows(lm, "forget", [q.as_qa() for q in splits["forget"]])
         out.metrics += rows

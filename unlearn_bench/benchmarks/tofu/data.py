@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Sequence
 
+from unlearn_bench.data.hub import load_hub_dataset
 from unlearn_bench.data.records import QA, DataError, EvalQA, read_json_records, read_text, require_field
 
 HUB_ID = "locuslab/TOFU"
@@ -39,10 +40,8 @@ def load_tofu_split(name: str, data_dir: str | Path | None, hub_id: str = HUB_ID
     if data_dir is not None:
         return read_json_records(split_path(name, data_dir))
     _check_split(name)
-    from datasets import load_dataset  # heavy import, only for the network path
-
     # Every TOFU config has a single split named "train".
-    return [dict(rec) for rec in load_dataset(hub_id, name, split="train")]
+    return [dict(rec) for rec in load_hub_dataset(hub_id, name, "train")]
 
 
 def to_qa(records: Sequence[dict[str, Any]], path: str | Path) -> list[QA]:

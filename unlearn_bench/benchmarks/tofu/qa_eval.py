@@ -11,6 +11,7 @@ import numpy as np
 from unlearn_bench.benchmarks.base import SELF_REFERENCE, EvalOutput, Metric
 from unlearn_bench.data.records import QA, EvalQA
 from unlearn_bench.evaluation.lm import LM
+from unlearn_bench.metrics.mia import privleak
 from unlearn_bench.metrics.rouge import rouge_recall
 from unlearn_bench.benchmarks.tofu.metrics import SplitScores, tofu_eval_log, tofu_summary
 
@@ -18,6 +19,9 @@ log = logging.getLogger(__name__)
 
 LOWER_IS_BETTER_ON_FORGET = ("prob", "rouge")  # forget-split knowledge: less is better after unlearning
 TRUNCATION_LOG = "scoring_truncation.json"
+# open-unlearning's TOFU privleak (configs/eval/tofu_metrics/privleak.yaml): its `ref_value`, the retain AUC used when
+# no retain model's logs are given
+PRIVLEAK_DEFAULT_RETAIN_AUC = 0.5
 
 
 @dataclass
@@ -106,3 +110,33 @@ def reference_forget_scores(results: Mapping[str, SplitResult], reference: Mappi
     if not reference or "forget_scores" not in reference:
         return None
     return SplitScores(**reference["forget_scores"])
+
+
+def privleak_rows(auc_rows: Sequence[Metric], reference: Mapping[str, Any] | None,
+                  logged_retain_auc: float | None = None) -> tuple[list[Metric], dict[str, float]]:
+    """open-unlearning's TOFU `privleak` (configs/eval/tofu_metrics/privleak.yaml, src/evals/metrics/privacy.py):
+    MUSE's PrivLeak of the forget-vs-holdout Min-K% (k = 0.4) AUC (`mia_min_k`, the `auc_min_k` row of `auc_rows`)
+    against the retain model's: a retain TOFU_EVAL.json's `mia_min_k` (`logged_retain_auc`, its retain_logs_path),
+    else the retain model evaluated in this run (`reference`, or this model when it is the retain model), else
+    (no retain model at all) privleak.yaml's ref_value 0.5. Returns the rows (the reference AUC and its source, privleak) and the
+    reference data later runs compare against."""
+    own = next(m.value for m in auc_rows if m.metric == "auc_min_k")
+    if logged_retain_auc is not None:
+        retain, source = logged_retain_auc, "logs"
+    elif reference is SELF_REFERENCE:
+        retain, source = own, "model"
+    elif reference and "forget_holdout_auc_min_k" in reference:
+        retain, source = reference["forget_holdout_auc_min_k"], "model"
+    elif reference:  # a retain evaluation cached before privleak existed: 0.5 would pass for its AUC unnoticed
+        log.warning("the retain model's evaluation (cached) has no forget-vs-holdout AUC: privleak not reported; "
+                    "remove its entry under <cache>/eval to recompute it")
+        return [], {"forget_holdout_auc_min_k": own}
+    else:
+        log.warning("no retain model AUC for privleak: using open-unlearning's default %s", PRIVLEAK_DEFAULT_RETAIN_AUC)
+        retain, source = PRIVLEAK_DEFAULT_RETAIN_AUC, "default"
+    rows = [Metric("forget_holdout", f"auc_min_k_retain_{source}", retain, None)]
+    if retain == 1.0:  # MUSE's orientation 0: PrivLeak divides by it (open-unlearning's 1e-10 makes it ~1e12)
+        log.warning("the retain model's forget-vs-holdout AUC is 1.0: privleak is undefined and not reported")
+    else:  # 0 = as the retain model; -100 = forget set fully exposed; > 0 = over-unlearned
+        rows.append(Metric("forget", "privleak", privleak(own, retain), None))
+    return rows, {"forget_holdout_auc_min_k": own}

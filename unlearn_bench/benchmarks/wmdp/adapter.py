@@ -25,12 +25,11 @@ import logging
 from pathlib import Path
 from typing import Any
 
-import datasets
-
 from unlearn_bench.benchmarks.wmdp.config import WmdpConfig
 from unlearn_bench.benchmarks.base import BenchData, EvalOutput, Metric
 from unlearn_bench.benchmarks.fictitious.hazard import FictitiousHazard
 from unlearn_bench.benchmarks.wmdp.data import check_offline_tasks
+from unlearn_bench.data.hub import load_hub_dataset
 from unlearn_bench.data.records import QA, DataError, read_json_records, read_text, require_field
 from unlearn_bench.evaluation.lm import LM
 from unlearn_bench.evaluation.lm_eval import evaluate_tasks
@@ -47,8 +46,9 @@ def is_local(spec: str) -> bool:
 
 
 def corpus_ids(specs: list[str]) -> list[str]:
-    """Hub specs as given, local files as absolute paths (the cache key should not depend on the working dir)."""
-    return [str(Path(s).expanduser().resolve()) if is_local(s) else s for s in specs]
+    """Hub specs as given, local files by name: their contents reach the cache key through the training texts'
+    digest (`Context.model_key`), so neither the working dir nor a moved file changes it."""
+    return [f"local:{Path(s).name}" if is_local(s) else s for s in specs]
 
 
 def read_corpus_file(path: Path) -> list[str]:
@@ -65,8 +65,11 @@ def read_hub_corpus(spec: str) -> list[str]:
     if len(parts) not in (2, 3):
         raise ValueError(f"corpus {spec!r}: expected <dataset>:<config>[:<split>] or a .jsonl/.json/.txt file")
     try:
-        ds = datasets.load_dataset(parts[0], parts[1], split=parts[2] if len(parts) == 3 else "train")
-    except Exception as e:  # network, gating and unknown names all surface here, with differing types
+        ds = load_hub_dataset(parts[0], parts[1], parts[2] if len(parts) == 3 else "train",
+                              local_field="bench.forget_corpora / bench.retain_corpora")
+    except DataError:  # the hub out of reach: said with the offline way
+        raise
+    except Exception as e:  # gating and unknown names surface here, with differing types
         raise DataError(f"corpus {spec!r}: cannot load it from the hub ({type(e).__name__}: {e}); "
                         "a local .jsonl file of {\"text\": ...} records works offline") from e
     if "text" not in ds.column_names:
