@@ -404,28 +404,32 @@ def test_smoke_run_writes_attack_rows_controls_and_verdicts(compose_cfg, tmp_pat
     n_votes = voting_attacks(ALL, OmegaConf.to_object(cfg.eval.diag))
     for method in ["ga", *CONTROLS]:
         intent = "removal" if method == "ga" else "control"
+        splits = ATTACK_SPLITS if method != "control:collapsed" else {"diag/none"}  # the gate stops a wreck first
         attack_rows = [r for r in rows if r["method"] == method and r["split"] in ATTACK_SPLITS]
-        assert {r["split"] for r in attack_rows} == ATTACK_SPLITS and {r["intent"] for r in attack_rows} == {intent}
-        for split in ATTACK_SPLITS:
+        assert {r["split"] for r in attack_rows} == splits and {r["intent"] for r in attack_rows} == {intent}
+        for split in splits:
             rung = split in ("diag/relearn@1",)  # reported, never voting
             assert {r["metric"] for r in attack_rows if r["split"] == split} == {
                 "unlearned", "finetuned", "retain", "knowledge_share", "ci_low", "ci_high", *(() if rung else ("votes",))}
-        assert sum(r["metric"] == "votes" for r in attack_rows) == n_votes  # the m of the Bonferroni adjustment
+        if method != "control:collapsed":
+            assert sum(r["metric"] == "votes" for r in attack_rows) == n_votes  # the m of the Bonferroni adjustment
         (verdict_row,) = [r for r in rows if r["method"] == method and r["split"] == "diagnostics"]
         assert verdict_row["metric"] == "verdict"
         assert {r["metric"] for r in rows if r["method"] == method and r["split"] == "diag/utility"} == {
             "model_utility", "retain_rougeL", "distinct_tokens"}
-        if method != "ga":  # every control ran every attack on its own weights: nothing borrowed from a reference
+        if method not in ("ga", "control:collapsed"):  # every control ran every attack on its own weights
             for split in ATTACK_SPLITS - {"diag/none"}:
                 assert f"diagnostic {split.removeprefix('diag/')} on {method}:" in caplog.text
     sequential = {r["split"] for r in rows if r["split"].startswith("diag/sequential/")}
     assert sequential == {"diag/sequential/request_1", "diag/sequential/request_2"}
     (diagnose_seconds,) = [r["value"] for r in rows if (r["method"], r["split"], r["metric"]) == ("ga", "cost", "diagnose_seconds")]
     assert 0 < diagnose_seconds < record.seconds  # the stage's wall time, part of the run's
-    # A smoke model learns nothing, so no share is defined and no control gets its verdict: all marked uncalibrated.
-    notes = [r["note"] for r in rows if r["split"] == "diagnostics"]
-    assert len(notes) == 5 and all(n.startswith("uncalibrated: undefined (none:") for n in notes)
-    assert all("control:exact undefined: FAIL" in n for n in notes)
+    # A smoke model learns nothing, so no share is defined and only the collapse control, which the utility gate
+    # decides, gets its verdict: every verdict is marked uncalibrated.
+    notes = {r["method"]: r["note"] for r in rows if r["split"] == "diagnostics"}
+    assert len(notes) == 5 and all(n.startswith("uncalibrated: ") and "control:exact undefined: FAIL" in n for n in notes.values())
+    assert all(notes[m].startswith("uncalibrated: undefined (none:") for m in ["ga", *CONTROLS[:3]])
+    assert notes["control:collapsed"].startswith("uncalibrated: collapsed (") and "expected collapsed: pass" in notes["control:collapsed"]
     assert "diagnostics uncalibrated: control:exact undefined: FAIL" in caplog.text
 
 

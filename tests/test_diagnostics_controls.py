@@ -262,7 +262,11 @@ def test_a_control_that_cannot_be_built_leaves_every_verdict_uncalibrated(smoke_
     notes = [r["note"] for r in rows if r["split"] == "diagnostics" and r["method"] in ("ga", "control:collapsed")]
     assert len(notes) == 2 and all("control:refusal not run: eval.diag.control.refusal_layers=2" in n for n in notes)
     assert all(n.startswith("uncalibrated: ") for n in notes)
-    assert any(r["method"] == "control:collapsed" and r["split"] == "diag/quantize/int4" for r in rows)  # still ran
+    # the other control still ran, and the utility gate caught it before any attack: collapsed, a pass
+    collapsed = [r for r in rows if r["method"] == "control:collapsed"]
+    assert {r["split"] for r in collapsed} == {"diag/none", "diag/utility", "diagnostics"}
+    (verdict,) = [r["note"] for r in collapsed if r["split"] == "diagnostics"]
+    assert "collapsed (" in verdict and "expected collapsed: pass" in verdict
 
 
 def test_a_given_unlearned_checkpoint_is_diagnosed_against_the_configured_models(compose_cfg, smoke_run, tmp_path, caplog):
