@@ -27,7 +27,7 @@ import pandas as pd
 
 from unlearn_bench.diagnostics.settings import DiagnosticsConfig
 from unlearn_bench.report.tables import markdown_table
-from unlearn_bench.report.tuning import TUNE_OVERRIDES, Point, collect_points, sweep_command
+from unlearn_bench.report.tuning import GRID, TUNE_OVERRIDES, Point, collect_points, sweep_command
 from unlearn_bench.store.results import atomic_write_text
 
 log = logging.getLogger(__name__)
@@ -36,11 +36,7 @@ THRESHOLD, MIN_UTILITY = DiagnosticsConfig.threshold, DiagnosticsConfig.min_util
 # Beyond `make tune`'s grid: the rates and epochs that broke its 0.9 utility bound are where forgetting starts.
 _LR = [1e-3, 3e-3]
 _EPOCHS = [2, 5]
-STRONG_GRID: dict[str, dict[str, list[float]]] = {
-    name: {"lr": _LR, "epochs": _EPOCHS}
-    for name in ["ga", "ga_kl", "graddiff", "npo", "simnpo", "wga", "undial", "ngdiff", "task_negation", "idk",
-                 "idk_dpo", "wrong_answers", "ihl"]
-}
+STRONG_GRID: dict[str, dict[str, list[float]]] = {name: {"lr": _LR, "epochs": _EPOCHS} for name in GRID}  # every one tuned
 STRONG_GRID["rmu"] = {"lr": [3e-2, 1e-1], "epochs": _EPOCHS}
 
 
