@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test sweep tune report clean
+.PHONY: install run test sweep tune tune-strong report clean
 
 # Quiet: one line per step; pip's own warnings (-qq keeps errors) and its version check stay out of the way.
 PIP := $(BIN)/pip install -qq --disable-pip-version-check
@@ -41,6 +41,12 @@ sweep: $(STAMP)
 tune: $(STAMP)
 	OMP_NUM_THREADS=1 $(BIN)/python -m unlearn_bench.report.tuning --results results/tune --apply conf/method
 	cp results/tune/tuning.md results/embedded_default/tuning.md
+
+# Strong settings for experiment=strong (unlearn_bench/report/strong.py): a grid beyond make tune's, world seed 1,
+# diagnostics off; the point per method whose none share is below the verdict threshold and that passes the
+# utility gate, written to conf/method_experiment/<method>_strong.yaml (list that folder in pyproject's packages).
+tune-strong: $(STAMP)
+	OMP_NUM_THREADS=1 $(BIN)/python -m unlearn_bench.report.strong --results results/tune_strong --apply conf/method_experiment
 
 report: $(STAMP)
 	$(BIN)/unlearn-bench-report results

@@ -17,7 +17,6 @@ from unlearn_bench.benchmarks.fictitious.config import FictitiousConfig
 from unlearn_bench.data.collate import PromptFormat
 from unlearn_bench.data.records import EvalQA
 from unlearn_bench.diagnostics.stage import check_names
-from unlearn_bench.diagnostics.controls import banned_tokens, suppression
 from unlearn_bench.diagnostics.groups import disjoint_split, forget_groups
 from unlearn_bench.diagnostics.partial import split_answer
 from unlearn_bench.diagnostics.probe import choose_attribute, labelled_questions, per_example, probe_correct, question_features
@@ -28,7 +27,7 @@ from unlearn_bench.diagnostics.settings import SamplingConfig
 from unlearn_bench.diagnostics.sequential import split_requests
 from unlearn_bench.diagnostics.share import Share, bootstrap_share, knowledge_share
 from unlearn_bench.diagnostics.soft_prompt import SoftPrompted, frozen
-from unlearn_bench.diagnostics.verdict import decide
+from unlearn_bench.diagnostics.verdict import Vote, decide
 from unlearn_bench.evaluation.lm import LM
 
 
@@ -98,19 +97,32 @@ def share(value: float, low: float, high: float) -> Share:
 UNDEFINED = Share({}, math.nan, math.nan, math.nan, "finetuned and retain models score alike")
 
 
+def votes(**shares: Share) -> dict[str, Vote]:
+    """Every attack votes; relearn and probe are weight-access attacks."""
+    return {name: Vote(s, name in ("relearn", "probe"), "" if s.defined else f"undefined: {s.reason}")
+            for name, s in shares.items()}
+
+
 @pytest.mark.parametrize("shares, label, note", [
-    ({"none": share(0.6, 0.4, 0.8), "relearn": share(0.9, 0.8, 1.0)}, "not unlearned", "not unlearned (none 0.60 [0.40, 0.80])"),
+    ({"none": share(0.6, 0.4, 0.8), "relearn": share(0.9, 0.8, 1.0)}, "not unlearned",
+     "not unlearned (none 0.60 [0.40, 0.80]; 1 of 1 attacks voted)"),
     ({"none": share(0.0, -0.1, 0.1), "relearn": share(0.1, 0.0, 0.2), "probe": UNDEFINED}, "removed",
-     "removed (relearn 0.10 [0.00, 0.20])"),
+     "removed (relearn 0.10 [0.00, 0.20]; 1 of 2 attacks voted: probe without signal)"),
     ({"none": share(0.0, -0.1, 0.1), "relearn": share(0.41, 0.30, 0.52), "sampling": share(0.2, 0.0, 0.4)}, "suppressed",
-     "suppressed (relearn 0.41 [0.30, 0.52])"),
-    ({"none": share(0.0, -0.1, 0.1), "relearn": share(0.3, 0.1, 0.5)}, "inconclusive", "inconclusive (relearn 0.30 [0.10, 0.50])"),
+     "suppressed (relearn 0.41 [0.30, 0.52]; 2 of 2 attacks voted)"),
+    ({"none": share(0.0, -0.1, 0.1), "relearn": share(0.3, 0.1, 0.5)}, "inconclusive",
+     "inconclusive (relearn 0.30 [0.10, 0.50]; 1 of 1 attacks voted)"),
     # no attack's interval straddles, but the no-attack share itself does: neither removed nor suppressed
-    ({"none": share(0.2, 0.1, 0.3), "relearn": share(0.9, 0.8, 1.0)}, "inconclusive", "inconclusive (relearn 0.90 [0.80, 1.00])"),
-    ({"none": UNDEFINED, "relearn": share(0.9, 0.8, 1.0)}, "undefined", "undefined (none: finetuned and retain models score alike)"),
+    ({"none": share(0.2, 0.1, 0.3), "relearn": share(0.9, 0.8, 1.0)}, "inconclusive",
+     "inconclusive (relearn 0.90 [0.80, 1.00]; 1 of 1 attacks voted)"),
+    ({"none": UNDEFINED, "relearn": share(0.9, 0.8, 1.0)}, "undefined",
+     "undefined (none: finetuned and retain models score alike; 1 of 1 attacks voted)"),
+    # every voter below t, but none of them searched the weights: not enough for `removed`
+    ({"none": share(0.0, -0.1, 0.1), "sampling": share(0.1, 0.0, 0.2), "relearn": UNDEFINED}, "inconclusive",
+     "inconclusive (sampling 0.10 [0.00, 0.20]; no weight-access attack voted; 1 of 2 attacks voted: relearn without signal)"),
 ])
 def test_verdict_rules_on_constructed_intervals(shares, label, note):
-    verdict = decide(shares, threshold=0.25)
+    verdict = decide(votes(**shares), threshold=0.25)
     assert verdict.label == label and verdict.note == note
 
 
@@ -321,23 +333,6 @@ def test_probe_picks_an_attribute_with_shared_values_and_features_have_model_wid
     assert x.shape == (3, model.config.hidden_size) and np.isfinite(x).all()
 
 
-# the suppression control --------------------------------------------------------------------------------------
-
-def test_suppression_control_bans_the_forget_answers_tokens(tiny_lm):
-    model, tokenizer = tiny_lm
-    fmt = PromptFormat("plain")
-    examples = [EvalQA("what is item 3?", "item 3 is a cat."), EvalQA("what is item 4?", "item 4 is a dog.")]
-    banned = banned_tokens(examples, tokenizer, fmt, 64)
-    assert set(tokenizer(" item 3 is a cat.", add_special_tokens=False)["input_ids"]) <= set(banned)
-    assert tokenizer.eos_token_id not in banned
-    bare = LM(model, tokenizer, fmt, max_length=64, batch_size=4)
-    wrapped = LM(model, tokenizer, fmt, max_length=64, batch_size=4, wrapper=suppression(banned))
-    generated = wrapped.generate(["what is item 3?", "what is item 4?"], max_new_tokens=10)
-    assert all(not set(tokenizer(g, add_special_tokens=False)["input_ids"]) & set(banned) for g in generated if g)
-    assert all(math.isfinite(x) for x in bare.answer_losses([e.as_qa() for e in examples]))
-    assert wrapped.answer_losses([e.as_qa() for e in examples]) == [math.inf, math.inf]  # probability 0 behind the filter
-
-
 # config checks --------------------------------------------------------------------------------------------------
 
 def test_requests_cover_the_forget_set_once():
@@ -355,15 +350,20 @@ def test_unknown_diagnostic_names_the_choices():
 
 @pytest.mark.parametrize("override, message", [
     ("eval.diagnostics=[relearning]", "choose from"),
-    ("eval.diag.controls=[retrain]", "choose from \\['retain', 'suppressed'\\]"),
+    ("eval.diag.controls=[retain]", "choose from \\['exact', 'refusal', 'partial', 'collapsed'\\]"),
     ("eval.diag.relearn.params=everything", "choose from \\['all', 'mlp', 'attention'\\]"),
     ("eval.diag.relearn.train_fraction=1.0", "train_fraction"),
+    ("eval.diag.relearn.max_steps=10", "ladder"),
+    ("eval.diag.relearn.verdict_steps=7", "not a rung"),
+    ("eval.diag.relearn.steps=[0,10]", ">= 1 step"),
+    ("eval.diag.min_utility=1.5", "min_utility"),
     ("eval.diag.quantize.method=bnb eval.diagnostics=[quantize]", "CUDA"),
     ("eval.diag.quantize.method=gptq", "choose from \\['rtn', 'bnb'\\]"),
     ("eval.diag.rephrase.probes=[cloze]", "choose from"),
     ("eval.diag.sampling.k=0", "k=0"),
     ("eval.diag.threshold=1.5", "threshold"),
-    ("eval.diag.bootstrap=10", "bootstrap"),
+    ("eval.diag.bootstrap=150", "need >= 200"),  # 5 resamples beyond each bound of a 95% interval
+    ("eval.diag.bootstrap=1000 eval.diagnostics=[relearn,quantize,rephrase]", "need >= 1601"),  # 8 voters: 99.375%
     ("eval.diag.partial.fraction=1", "fraction"),
 ])
 def test_impossible_settings_fail_at_start(compose_cfg, tmp_path, override, message):
@@ -379,48 +379,58 @@ def test_impossible_settings_fail_at_start(compose_cfg, tmp_path, override, mess
 # end to end -----------------------------------------------------------------------------------------------
 
 ALL = ["relearn", "quantize", "rephrase", "sampling", "probe", "partial", "soft_prompt", "sequential"]
-ATTACK_SPLITS = {"diag/none", "diag/relearn", "diag/quantize/int8", "diag/quantize/int4", "diag/rephrase/paraphrase",
-                 "diag/rephrase/mcq", "diag/rephrase/mixed", "diag/sampling", "diag/probe", "diag/partial",
-                 "diag/soft_prompt"}
+ATTACK_SPLITS = {"diag/none", "diag/relearn@1", "diag/relearn@2", "diag/relearn/unrelated",
+                 "diag/quantize/int8", "diag/quantize/int4", "diag/rephrase/paraphrase", "diag/rephrase/mcq",
+                 "diag/rephrase/mixed", "diag/sampling", "diag/probe", "diag/partial", "diag/soft_prompt"}
+CONTROLS = ["control:exact", "control:refusal", "control:partial", "control:collapsed"]
+SMOKE_DIAG = [f"eval.diagnostics=[{','.join(ALL)}]", "eval.diag.sampling.k=2", "eval.diag.relearn.steps=[1,2]",
+              "eval.diag.relearn.verdict_steps=2", "eval.diag.soft_prompt.max_steps=3", "eval.diag.sequential.requests=2"]
 
 
 def test_smoke_run_writes_attack_rows_controls_and_verdicts(compose_cfg, tmp_path, caplog):
+    from unlearn_bench.diagnostics.settings import DiagnosticsConfig
+    from unlearn_bench.diagnostics.stage import voting_attacks
     from unlearn_bench.pipeline.runner import run, run_dir_for
+    from omegaconf import OmegaConf
 
     cfg = compose_cfg(["experiment=smoke", "method=ga", "cpu=true", f"paths.cache_dir={tmp_path / 'cache'}",
-                       f"paths.results_dir={tmp_path / 'results'}", f"eval.diagnostics=[{','.join(ALL)}]",
-                       "eval.diag.sampling.k=2", "eval.diag.relearn.max_steps=3", "eval.diag.soft_prompt.max_steps=3",
-                       "eval.diag.sequential.requests=2", "eval.diag.bootstrap=200"])
-    assert list(cfg.eval.diag.controls) == ["retain", "suppressed"]  # on in experiment=smoke
+                       f"paths.results_dir={tmp_path / 'results'}", *SMOKE_DIAG])
+    assert list(cfg.eval.diag.controls) == ["exact", "refusal", "partial", "collapsed"]  # on in experiment=smoke
     with caplog.at_level("INFO"):
         record = run(cfg)
     assert record.status == "ok"
     run_dir, _ = run_dir_for(cfg)
     rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
-    methods = {"ga": "removal", "control:retain": "control", "control:suppressed": "control"}
-    for method, intent in methods.items():
+    n_votes = voting_attacks(ALL, OmegaConf.to_object(cfg.eval.diag))
+    for method in ["ga", *CONTROLS]:
+        intent = "removal" if method == "ga" else "control"
+        splits = ATTACK_SPLITS if method != "control:collapsed" else {"diag/none"}  # the gate stops a wreck first
         attack_rows = [r for r in rows if r["method"] == method and r["split"] in ATTACK_SPLITS]
-        assert {r["split"] for r in attack_rows} == ATTACK_SPLITS and {r["intent"] for r in attack_rows} == {intent}
-        for split in ATTACK_SPLITS:
+        assert {r["split"] for r in attack_rows} == splits and {r["intent"] for r in attack_rows} == {intent}
+        for split in splits:
+            rung = split in ("diag/relearn@1",)  # reported, never voting
             assert {r["metric"] for r in attack_rows if r["split"] == split} == {
-                "unlearned", "finetuned", "retain", "knowledge_share", "ci_low", "ci_high"}
+                "unlearned", "finetuned", "retain", "knowledge_share", "ci_low", "ci_high", *(() if rung else ("votes",))}
+        if method != "control:collapsed":
+            assert sum(r["metric"] == "votes" for r in attack_rows) == n_votes  # the m of the Bonferroni adjustment
         (verdict_row,) = [r for r in rows if r["method"] == method and r["split"] == "diagnostics"]
         assert verdict_row["metric"] == "verdict"
-    # the retain control's scores are the retain model's own under every attack
-    retain_rows = {(r["split"], r["metric"]): r["value"] for r in rows if r["method"] == "control:retain"}
-    assert all(retain_rows[(s, "unlearned")] == pytest.approx(retain_rows[(s, "retain")]) for s in ATTACK_SPLITS)
-    # the suppression control holds the target's weights: white-box attacks see the target itself
-    suppressed = {(r["split"], r["metric"]): r["value"] for r in rows if r["method"] == "control:suppressed"}
-    white_box = ["diag/relearn", "diag/quantize/int8", "diag/quantize/int4", "diag/probe", "diag/soft_prompt"]
-    assert all(suppressed[(s, "unlearned")] == pytest.approx(suppressed[(s, "finetuned")]) for s in white_box)
+        assert {r["metric"] for r in rows if r["method"] == method and r["split"] == "diag/utility"} == {
+            "model_utility", "retain_rougeL", "distinct_tokens"}
+        if method not in ("ga", "control:collapsed"):  # every control ran every attack on its own weights
+            for split in ATTACK_SPLITS - {"diag/none"}:
+                assert f"diagnostic {split.removeprefix('diag/')} on {method}:" in caplog.text
     sequential = {r["split"] for r in rows if r["split"].startswith("diag/sequential/")}
     assert sequential == {"diag/sequential/request_1", "diag/sequential/request_2"}
     (diagnose_seconds,) = [r["value"] for r in rows if (r["method"], r["split"], r["metric"]) == ("ga", "cost", "diagnose_seconds")]
     assert 0 < diagnose_seconds < record.seconds  # the stage's wall time, part of the run's
-    # A smoke model learns nothing, so no share is defined and no control gets its verdict: all marked uncalibrated.
-    notes = [r["note"] for r in rows if r["split"] == "diagnostics"]
-    assert len(notes) == 3 and all(n.startswith("uncalibrated: undefined (none:") for n in notes)
-    assert "diagnostics uncalibrated: control:retain got" in caplog.text
+    # A smoke model learns nothing, so no share is defined and only the collapse control, which the utility gate
+    # decides, gets its verdict: every verdict is marked uncalibrated.
+    notes = {r["method"]: r["note"] for r in rows if r["split"] == "diagnostics"}
+    assert len(notes) == 5 and all(n.startswith("uncalibrated: ") and "control:exact undefined: FAIL" in n for n in notes.values())
+    assert all(notes[m].startswith("uncalibrated: undefined (none:") for m in ["ga", *CONTROLS[:3]])
+    assert notes["control:collapsed"].startswith("uncalibrated: collapsed (") and "expected collapsed: pass" in notes["control:collapsed"]
+    assert "diagnostics uncalibrated: control:exact undefined: FAIL" in caplog.text
 
 
 # report -----------------------------------------------------------------------------------------------------
@@ -442,3 +452,20 @@ def test_report_shows_each_seeds_verdict_and_plots_shares_with_intervals():
     heights = sorted(round(p.get_height(), 6) for p in fig.axes[0].patches)
     assert heights == [0.3] * 4
     assert share_figure(rows[rows["metric"] == "retain"]) is None
+
+
+def test_relearn_curves_start_at_the_unattacked_score_and_draw_every_model():
+    import pandas as pd
+
+    from unlearn_bench.report.plots import relearn_figure
+
+    scores = {"none": (0.3, 0.99, 0.25), "relearn@5": (0.5, 0.97, 0.3), "relearn@20": (0.7, 0.95, 0.35)}
+    rows = pd.DataFrame([{"method": m, "split": f"diag/{a}", "metric": k, "value": v}
+                         for m in ("npo", "control:exact") for a, values in scores.items()
+                         for k, v in zip(("unlearned", "finetuned", "retain"), values)]
+                        + [{"method": "npo", "split": "diag/relearn/unrelated", "metric": "unlearned", "value": 0.9}])
+    fig = relearn_figure(rows)
+    lines = {line.get_label(): (list(line.get_xdata()), list(line.get_ydata())) for line in fig.axes[0].lines}
+    assert set(lines) == {"finetuned (target)", "retain", "npo", "control:exact"}
+    assert lines["npo"] == ([0, 5, 20], [0.3, 0.5, 0.7]) and lines["retain"] == ([0, 5, 20], [0.25, 0.3, 0.35])
+    assert relearn_figure(rows[rows["split"] == "diag/none"]) is None

@@ -39,6 +39,9 @@ class ModelConfig:
     path: Optional[str] = None
     # A released retain/retrain checkpoint to use as the retain reference instead of fine-tuning one.
     retain_path: Optional[str] = None
+    # An unlearned checkpoint to evaluate and diagnose against this target and retain model, in place of running
+    # the method (which then only labels the rows; method=none for an unknown one).
+    unlearned_path: Optional[str] = None
     # Where to load the tokenizer of `path`/`retain_path` from when those checkpoints ship without one.
     tokenizer_path: Optional[str] = None
     prompt_format: str = "plain"  # plain | phi | llama2 | base | chat (data/collate.py)

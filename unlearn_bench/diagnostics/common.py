@@ -4,14 +4,16 @@ An attack is a function model -> per-example forget scores (higher = more knowle
 of forget examples (`Attack.index`); the diagnose stage applies each one identically to the unlearned model,
 the fine-tuned target and the retain model (`diagnostics.share` turns the three means into a knowledge share).
 
-A model behind an inference-time wrapper (`evaluation.wrapper`: an inference-time method, the suppression
-control) is attacked as deployed by black-box attacks (prompts and sampling go through the wrapper), while
-white-box attacks (`Attack.white_box`: relearning, quantization, the probe, the soft prompt) hold the weights,
-and whoever holds the weights runs them without the wrapper.
+A model behind an inference-time wrapper (`evaluation.wrapper`: an inference-time method) is attacked as
+deployed by black-box attacks (prompts and sampling go through the wrapper), while white-box attacks
+(`Attack.white_box`: relearning, quantization, the probe, the soft prompt) hold the weights, and whoever holds
+the weights runs them without the wrapper. Weight-access attacks (`Attack.weight_access`: relearning, the probe,
+the soft prompt) search the weights for what the outputs hide; a `removed` verdict needs one of them to vote.
 """
 from __future__ import annotations
 
 import dataclasses
+import weakref
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -42,6 +44,41 @@ class Attack:
     white_box: bool = False   # needs the weights: scored without the model's inference-time wrapper
     # The scores read off a model's existing evaluation, where the attack is the bench's own (no attack).
     from_evaluation: Callable[[EvalOutput], np.ndarray] | None = None
+    weight_access: bool = False  # searches the weights (trains on them, reads their hidden states)
+    votes: bool = True           # False: reported only (a relearning ladder's other rungs)
+    # An attack that trains the weights must not wreck the target's own answers: the target's attacked mean may
+    # lie at most this share below its unattacked mean over the same examples, else the attack has no signal.
+    max_ceiling_drop: float | None = None
+
+
+@dataclass
+class Subject:
+    """A model the attacks run on, in the unlearned role or a reference's: loaded at most once, its scores
+    cached under `cache_key` (None: not cached); `evaluation` is its own (the `none` attack and the utility gate
+    read it). Every subject is scored through its own forward passes: none borrows another's scores."""
+
+    name: str
+    load: Callable[[], Any]
+    evaluation: EvalOutput
+    cache_key: Any = None
+    wrapper: InferenceWrapper | None = None  # what it is deployed behind (an inference-time method)
+
+
+def shared_scorer(compute: Callable[[PreTrainedModel, InferenceWrapper | None], Mapping[str, np.ndarray]]
+                  ) -> Callable[[str], Scorer]:
+    """Scorers of several attacks that one computation yields (one relearning run scores every rung of its
+    ladder): `compute(model, wrapper)` runs once per model object, each attack's scorer picks its own part."""
+    done: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+    def part(name: str) -> Scorer:
+        def score(model: PreTrainedModel, wrapper: InferenceWrapper | None) -> np.ndarray:
+            if model not in done:
+                done[model] = compute(model, wrapper)
+            return done[model][name]
+
+        return score
+
+    return part
 
 
 @dataclass

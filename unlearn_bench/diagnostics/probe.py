@@ -117,4 +117,4 @@ def attacks(inputs: DiagInputs, cfg: ProbeConfig) -> list[Attack]:
         return per_example(correct, owners, index)
 
     return [Attack("probe", "probe_accuracy", index, score, {"attribute": attribute, "layer": cfg.layer, "C": cfg.C},
-                   white_box=True)]
+                   white_box=True, weight_access=True)]

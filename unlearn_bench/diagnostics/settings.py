@@ -5,20 +5,27 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Optional
 
-from unlearn_bench.training.settings import OptimFields
+from unlearn_bench.training.settings import OptimFields, Scheduler
 
 PROBES = ("paraphrase", "mcq", "mixed")  # rephrase's probes
 
 
 @dataclass
 class RelearnConfig(OptimFields):
-    """`recipes.finetune`'s fields; None takes the model's fine-tuning value (`model.finetune`)."""
+    """`recipes.finetune`'s fields at a constant rate (so the k-step point of one run is the k-step run): a budget
+    ladder, every rung scored; the rung at `verdict_steps` votes. None takes the model's fine-tuning batch size, and
+    `lr_fraction` x its fine-tuning rate (`model.finetune`)."""
 
-    train_fraction: float = 0.5   # share of the forget groups trained on (the rest are scored)
+    train_fraction: float = 0.5   # share of the forget groups in the first fold (cross-fit: each fold trains once)
     lr: Optional[float] = None
+    lr_fraction: float = 0.1      # of model.finetune.lr where lr is None: gentle enough that the target keeps its answers
     batch_size: Optional[int] = None
-    epochs: float = 1
-    max_steps: int = 10
+    scheduler: Scheduler = Scheduler.constant
+    steps: list[int] = field(default_factory=lambda: [5, 10, 20])  # the ladder (rung 0 is the `none` attack)
+    verdict_steps: int = 10       # the rung that votes
+    # a rung whose relearning lowers the target's own held-out score by more than this share has no signal
+    max_ceiling_drop: float = 0.2
+    unrelated: bool = True        # also relearn on retain examples only (relearn/unrelated, Łucki et al. 2024)
     params: str = "all"           # all | mlp | attention
 
 
@@ -69,11 +76,29 @@ class SequentialConfig:
 
 
 @dataclass
+class ControlConfig:
+    """How the known-answer controls are built (`diagnostics.controls`); rates are multiples of the model's
+    fine-tuning rate (`model.finetune.lr`). Defaults measured on a half-size embedded world (README)."""
+
+    seed_offset: int = 1            # exact: the retain recipe at training seed + this
+    refusal_layers: int = 1         # refusal: trainable last decoder layers (with the final norm and an untied head)
+    refusal_epochs: float = 10      # refusal: epochs over the forget questions with refusals and the retain replay
+    refusal_lr_factor: float = 2.5  # refusal: one layer has to learn to tell forget from retain authors
+    refusal_replay: int = 3         # refusal: retain QA per refused forget question (fewer: retain answers suffer)
+    partial_fraction: float = 0.5   # partial: share of the forget groups it is trained on
+    partial_repeats: int = 10       # partial: copies of those groups' QA, in one pass with the whole retain set
+    partial_lr_factor: float = 0.25  # partial: gentle, so the retain model keeps what it knew
+
+
+@dataclass
 class DiagnosticsConfig:
     threshold: float = 0.25   # knowledge share below which an attack shows nothing beyond the retain model
-    bootstrap: int = 1000     # group-bootstrap resamples per share
-    level: float = 0.95       # interval coverage
-    controls: list[str] = field(default_factory=list)  # known-answer controls: retain, suppressed
+    bootstrap: int = 4000     # group-bootstrap resamples per share
+    level: float = 0.95       # family-wise coverage: each interval at 1 - (1 - level) / (voting attacks) (Bonferroni)
+    min_utility: float = 0.5  # utility gate: below this x the target's utility the model is `collapsed`
+    max_width: float = 0.5    # an attack whose interval is wider than this does not vote
+    controls: list[str] = field(default_factory=list)  # known-answer controls: exact, refusal, partial, collapsed
+    control: ControlConfig = field(default_factory=ControlConfig)
     relearn: RelearnConfig = field(default_factory=RelearnConfig)
     quantize: QuantizeConfig = field(default_factory=QuantizeConfig)
     rephrase: RephraseConfig = field(default_factory=RephraseConfig)

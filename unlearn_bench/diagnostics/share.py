@@ -9,6 +9,11 @@ what format, guessing or the attack itself yields); 1: all that the fine-tuned t
 resamples whole forget groups (an author's questions, with their paraphrases, are not independent samples)
 with replacement, the same groups for the three models (a paired bootstrap), and takes the percentile
 interval of the resampled shares (Efron & Tibshirani 1993, ch. 13).
+
+The verdict reads several intervals at once ("every attack below the threshold", "some attack above"), so each
+is taken at the Bonferroni-adjusted level 1 - (1 - level) / m for m voting attacks (`simultaneous_level`): the
+m intervals then cover their true shares together with probability >= level. Bonferroni rather than Holm: Holm
+is a step-down procedure for tests and gives no simultaneous intervals to print.
 """
 from __future__ import annotations
 
@@ -32,6 +37,28 @@ class Share:
     @property
     def defined(self) -> bool:
         return not self.reason
+
+
+MIN_TAIL = 5  # resamples beyond each bound of a percentile interval, at the fewest
+
+
+def simultaneous_level(level: float, m: int) -> float:
+    """Per-interval coverage for `m` intervals that hold together with probability >= `level` (Bonferroni)."""
+    if m < 1 or not 0 < level < 1:
+        raise ValueError(f"simultaneous_level: m={m} must be >= 1 and level={level} in (0, 1)")
+    return 1 - (1 - level) / m
+
+
+def resamples_needed(level: float) -> int:
+    """The fewest bootstrap resamples whose `level` percentile interval has MIN_TAIL resamples in each tail."""
+    return math.ceil(2 * MIN_TAIL / (1 - level))
+
+
+def gap_fraction(finetuned: Sequence[float], retain: Sequence[float], chosen: Sequence[bool]) -> float:
+    """The share of the target's knowledge (its summed gap over the retain model) held by the `chosen` examples:
+    the knowledge share of a model that knows those as the target does and the others as the retain model."""
+    gap = np.asarray(finetuned, dtype=float) - np.asarray(retain, dtype=float)
+    return float(gap[np.asarray(chosen, dtype=bool)].sum() / gap.sum()) if gap.sum() > 0 else math.nan
 
 
 def knowledge_share(unlearned: float, finetuned: float, retain: float) -> float:
@@ -75,7 +102,7 @@ def bootstrap_share(scores: Mapping[str, Sequence[float]], groups: Sequence[Hash
     if point_gap <= 0 or gap_low <= 0:
         return Share(means, math.nan, math.nan, math.nan,
                      f"finetuned and retain models score alike under this attack (finetuned - retain "
-                     f"{point_gap:.3f}, {level:.0%} interval low {gap_low:.3f}): no ceiling above the floor")
+                     f"{point_gap:.3f}, {level:.4g} interval low {gap_low:.3f}): no ceiling above the floor")
     positive = gap > 0  # at most the lower tail: conditioning on a positive gap keeps every ratio finite
     shares = (boot["unlearned"][positive] - boot["retain"][positive]) / gap[positive]
     low, high = np.quantile(shares, [tail, 1 - tail])

@@ -84,4 +84,5 @@ def attacks(inputs: DiagInputs, cfg: SoftPromptConfig) -> list[Attack]:
         losses = lm.answer_losses([QA(examples[i].question, examples[i].answer) for i in held_out])
         return np.exp(-np.asarray(losses, dtype=float))
 
-    return [Attack("soft_prompt", "answer_prob", held_out, score, dataclasses.asdict(settings), white_box=True)]
+    return [Attack("soft_prompt", "answer_prob", held_out, score, dataclasses.asdict(settings), white_box=True,
+                   weight_access=True)]

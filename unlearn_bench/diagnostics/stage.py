@@ -7,23 +7,26 @@ the mean attacked score over the same forget examples,
     knowledge_share = (A(unlearned) - A(retain)) / (A(finetuned) - A(retain))
 
 0: no more than a model that never saw the forget data shows under the same attack; 1: all that the target
-knew. Each share gets a seeded group-bootstrap interval (`diagnostics.share`, groups from
-`diagnostics.groups`), and the verdict (`diagnostics.verdict`) reads the intervals: not unlearned / removed /
-suppressed / inconclusive / undefined. Known-answer controls (`diagnostics.controls`) run the same stage on
-a model known to have removed (the retain model) and one known to suppress (the target behind a generation
-filter); a wrong control verdict marks every verdict of the run `uncalibrated`.
+knew. Each share gets a seeded group-bootstrap interval (`diagnostics.share`, groups from `diagnostics.groups`),
+simultaneous over the voting attacks (Bonferroni). The utility gate (`diagnostics.gate`) labels a wrecked model
+`collapsed` first; attacks vote only where they have signal, and the verdict (`diagnostics.verdict`) reads the
+voters' intervals: not unlearned / removed / suppressed / inconclusive / undefined. Known-answer controls
+(`diagnostics.controls`: exact, refusal, partial, collapsed), models with weights of their own, go through the
+same stage; one that gets the wrong answer or was not built marks every verdict of the run `uncalibrated`.
 
 Rows: per attack, split `diag/<attack>` with the three models' mean scores (`unlearned`, `finetuned`,
-`retain`), `knowledge_share`, `ci_low`, `ci_high`; one `diagnostics/verdict` row whose note names the deciding
-attack and its interval. `sequential` adds utility/forget curves over K successive requests and does not vote.
-Attacks need TOFU-family QA evaluations (per-example forget scores); on other benches they are skipped with a
-warning. The finetuned and retain models' attacked scores are cached by the hash of what determines them, so a
-sweep over methods attacks them once.
+`retain`), `knowledge_share`, `ci_low`, `ci_high` and `votes` (1 or 0, the note says why not); split
+`diag/utility` with the gate's ratios to the target; one `diagnostics/verdict` row whose note names the
+deciding attack, its interval and the voters. `sequential` adds utility/forget curves over K successive
+requests and does not vote. Attacks need TOFU-family QA evaluations (per-example forget scores); on other
+benches they are skipped with a warning. Every model's attacked scores are cached by the hash of what
+determines them, so a sweep over methods attacks the references and the controls once.
 """
 from __future__ import annotations
 
 import json
 import logging
+import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,12 +38,14 @@ from omegaconf import OmegaConf
 from unlearn_bench.benchmarks.base import EvalOutput
 from unlearn_bench.store.cache import cached_stage
 from unlearn_bench.runtime.device import seed_everything
-from unlearn_bench.diagnostics import (controls, partial, probe, quantize, relearn, rephrase, sampling, sequential,
-                                       soft_prompt)
-from unlearn_bench.diagnostics.common import Attack, DiagInputs, no_attack
-from unlearn_bench.diagnostics.share import ROLES, Share, bootstrap_share
+from unlearn_bench.diagnostics import (controls, gate, partial, probe, quantize, relearn, rephrase, sampling,
+                                       sequential, soft_prompt)
+from unlearn_bench.diagnostics.common import Attack, DiagInputs, Subject, no_attack
+from unlearn_bench.diagnostics.controls import PREFIX, Control
+from unlearn_bench.diagnostics.share import (ROLES, Share, bootstrap_share, gap_fraction, resamples_needed,
+                                             simultaneous_level)
 from unlearn_bench.diagnostics.settings import DiagnosticsConfig
-from unlearn_bench.diagnostics.verdict import Verdict, decide
+from unlearn_bench.diagnostics.verdict import NO_ATTACK, Verdict, Vote, decide, signal
 from unlearn_bench.evaluation.wrapper import InferenceWrapper
 from unlearn_bench.models import loading
 from unlearn_bench.store.results import MetricRow
@@ -57,7 +62,7 @@ ATTACKS: dict[str, Callable[[DiagInputs, Any], list[Attack]]] = {
     "soft_prompt": soft_prompt.attacks,
 }
 DIAGNOSTICS = (*ATTACKS, "sequential")
-SCORES_VERSION = 1  # bump when an attack's scoring changes: cached attacked scores of older code are not reused
+SCORES_VERSION = 2  # bump when an attack's scoring changes: cached attacked scores of older code are not reused
 
 
 def check_names(names: Sequence[str]) -> None:
@@ -73,9 +78,16 @@ def check_settings(eval_cfg: Any, on_cuda: bool) -> None:
     settings: DiagnosticsConfig = OmegaConf.to_object(eval_cfg.diag)
     if not 0 < settings.threshold < 1:
         raise ValueError(f"eval.diag.threshold={settings.threshold} must be in (0, 1)")
-    if settings.bootstrap < 100 or not 0.5 < settings.level < 1:
-        raise ValueError(f"eval.diag.bootstrap={settings.bootstrap} (>= 100) and eval.diag.level={settings.level} "
-                         "(in (0.5, 1)) give no usable interval")
+    if not 0.5 < settings.level < 1:
+        raise ValueError(f"eval.diag.level={settings.level} must be in (0.5, 1)")
+    level = simultaneous_level(settings.level, voting_attacks(eval_cfg.diagnostics, settings))
+    if settings.bootstrap < resamples_needed(level):
+        raise ValueError(f"eval.diag.bootstrap={settings.bootstrap}: the {level:.4f} intervals (level {settings.level} "
+                         f"over {voting_attacks(eval_cfg.diagnostics, settings)} voting attacks, Bonferroni) need >= "
+                         f"{resamples_needed(level)} resamples")
+    if not 0 < settings.min_utility < 1 or settings.max_width <= 0:
+        raise ValueError(f"eval.diag.min_utility={settings.min_utility} must be in (0, 1) and eval.diag.max_width="
+                         f"{settings.max_width} > 0")
     controls.check(settings.controls)
     relearn.check(settings.relearn)
     quantize.check(settings.quantize)
@@ -87,31 +99,22 @@ def check_settings(eval_cfg: Any, on_cuda: bool) -> None:
     soft_prompt.check(settings.soft_prompt)
 
 
-@dataclass
-class Subject:
-    """A model the attacks run on: loaded at most once, its scores cached under `cache_key` (None: not cached)."""
-
-    name: str
-    load: Callable[[], Any]
-    evaluation: EvalOutput | None = None
-    cache_key: Any = None
-    wrapper: InferenceWrapper | None = None  # what it is deployed behind (an inference-time method, a control)
-    # Scores of white-box attacks, which run the bare weights, where these weights are another subject's.
-    white_box_scores: Mapping[str, np.ndarray] | None = None
+def voting_attacks(names: Sequence[str], settings: DiagnosticsConfig) -> int:
+    """How many attacks vote (`none` included) for these diagnostics: the m of the Bonferroni adjustment."""
+    per = {"relearn": 1 + int(settings.relearn.unrelated), "quantize": len(settings.quantize.bits),
+           "rephrase": len(settings.rephrase.probes)}
+    return 1 + sum(per.get(name, 1) for name in names if name in ATTACKS)
 
 
 def score_subject(inputs: DiagInputs, attacks: Sequence[Attack], subject: Subject) -> dict[str, np.ndarray]:
-    """Each attack's per-example scores of one subject: from its evaluation where the attack is the bench's own,
-    from the cache, or computed (the model loaded on first need, reseeded before every attack so that each
+    """Each attack's per-example scores of one subject: from its own evaluation where the attack is the bench's
+    own, from the cache, or computed (the model loaded on first need, reseeded before every attack so that each
     model meets the same random draws)."""
     model = None
     out = {}
     for attack in attacks:
-        if subject.evaluation is not None and attack.from_evaluation is not None:
+        if attack.from_evaluation is not None:
             out[attack.name] = attack.from_evaluation(subject.evaluation)
-            continue
-        if attack.white_box and subject.white_box_scores is not None:
-            out[attack.name] = subject.white_box_scores[attack.name]
             continue
 
         def compute() -> np.ndarray:
@@ -142,11 +145,11 @@ def cached_scores(inputs: DiagInputs, attack: Attack, subject_key: Any, compute:
     return np.asarray([np.nan if v is None else v for v in json.loads((path / "scores.json").read_text())], dtype=float)
 
 
-def shares_of(inputs: DiagInputs, attacks: Sequence[Attack], scores: Mapping[str, Mapping[str, np.ndarray]]) -> dict[str, Share]:
-    """Knowledge share of every attack; `scores`: role -> attack name -> per-example scores."""
-    settings = inputs.settings
+def shares_of(inputs: DiagInputs, attacks: Sequence[Attack], scores: Mapping[str, Mapping[str, np.ndarray]],
+              level: float) -> dict[str, Share]:
+    """Knowledge share of every attack at interval `level`; `scores`: role -> attack name -> per-example scores."""
     return {a.name: bootstrap_share({role: scores[role][a.name] for role in ROLES}, [inputs.groups[i] for i in a.index],
-                                    settings.bootstrap, inputs.seed, settings.level)
+                                    inputs.settings.bootstrap, inputs.seed, level)
             for a in attacks}
 
 
@@ -157,38 +160,51 @@ class Case:
     method: str
     intent: str
     metrics: dict[str, str]       # attack -> what its scores are
-    shares: dict[str, Share]
+    votes: dict[str, Vote]        # attack -> its share and whether it voted
     verdict: Verdict
-    expected: str | None = None   # a control's correct verdict
-    uncalibrated: list[str] = field(default_factory=list)  # the controls of the run that got the wrong verdict
+    utility: dict[str, tuple[float, float]]  # gate measure -> (this model's, the target's)
+    check: tuple[bool, str] | None = None    # a control's (passed, what was expected)
+    uncalibrated: list[str] = field(default_factory=list)  # the run's controls that failed or did not run
 
     def verdict_note(self) -> str:
-        note = self.verdict.note + (f"; expected {self.expected}" if self.expected else "")
-        return f"uncalibrated: {note} (wrong verdict of {', '.join(self.uncalibrated)})" if self.uncalibrated else note
+        note = self.verdict.note
+        if self.check is not None:
+            note += f"; {self.check[1]}: {'pass' if self.check[0] else 'FAIL'}"
+        return f"uncalibrated: {note} ({'; '.join(self.uncalibrated)})" if self.uncalibrated else note
 
 
 def case_rows(c: Case, row: Callable[..., MetricRow]) -> list[MetricRow]:
-    """Per attack the three models' mean scores, the share and its interval; then the verdict row."""
+    """Per attack the three models' mean scores, the share, its interval and the vote; the gate's ratios; then
+    the verdict row."""
     out = []
-    for attack, s in c.shares.items():
-        split, note = f"diag/{attack}", c.metrics[attack] + (f"; undefined: {s.reason}" if s.reason else "")
+    for attack, v in c.votes.items():
+        s = v.share
+        split, note = f"diag/{attack}", c.metrics[attack] + (f"; {v.reason}" if v.reason else "")
         out += [row(c.method, c.intent, split, role, s.means[role], False if role == "unlearned" else None, note)
                 for role in ROLES]
         out += [row(c.method, c.intent, split, name, value, False, note)
                 for name, value in (("knowledge_share", s.value), ("ci_low", s.ci_low), ("ci_high", s.ci_high))]
-    out.append(row(c.method, c.intent, "diagnostics", "verdict", c.verdict.share.value, False, c.verdict_note()))
+        if v.eligible:
+            out.append(row(c.method, c.intent, split, "votes", float(v.votes), None, note))
+    for name, (value, target) in c.utility.items():
+        out.append(row(c.method, c.intent, "diag/utility", name, value / target if target else math.nan, True,
+                       f"{value:.3f} vs the target's {target:.3f}"))
+    out.append(row(c.method, c.intent, "diagnostics", "verdict",
+                   c.verdict.share.value if c.verdict.share is not None else None, False, c.verdict_note()))
     return out
 
 
 def run_diagnostics(ctx: Any, model: Any, tokenizer: Any, run_id: str, new_method: Callable[[], Any],
                     evals: Mapping[str, EvalOutput], model_dirs: Mapping[str, Path],
-                    wrapper: InferenceWrapper | None = None, model_keys: Mapping[str, Any] | None = None) -> list[MetricRow]:
+                    wrapper: InferenceWrapper | None = None, model_keys: Mapping[str, Any] | None = None,
+                    controls: Sequence[Control] = ()) -> list[MetricRow]:
     """Rows of every diagnostic in `ctx.cfg.eval.diagnostics`, the verdict row, and the controls' rows.
 
     ctx: the runner's Context (cfg, bench, data, fmt, accelerator); evals: unlearned/finetuned/retain
     evaluations; model_dirs / model_keys: saved finetuned/retain models and their cache identities (None: their
     attacked scores are not cached); new_method: a fresh method object per call; wrapper: an inference-time
-    method's wrapper over `model`."""
+    method's wrapper over `model` (whose weights are then the target's); controls: the known-answer controls
+    the pipeline built (`pipeline.controls`)."""
     cfg = ctx.cfg
     names = list(cfg.eval.diagnostics)
     check_names(names)
@@ -200,7 +216,7 @@ def run_diagnostics(ctx: Any, model: Any, tokenizer: Any, run_id: str, new_metho
         log.warning("diagnostics %s need TOFU-family QA evaluations; bench '%s' has none: skipped", attack_names, cfg.bench.name)
         attack_names = []
 
-    def row(method: str, intent: str, split: str, metric: str, value: float, higher: bool | None, note: str = "") -> MetricRow:
+    def row(method: str, intent: str, split: str, metric: str, value: float | None, higher: bool | None, note: str = "") -> MetricRow:
         return MetricRow(cfg.bench.name, cfg.model.name, method, split, metric, value, higher, cfg.seed, run_id, intent,
                          note=note)
 
@@ -212,49 +228,99 @@ def run_diagnostics(ctx: Any, model: Any, tokenizer: Any, run_id: str, new_metho
                  for m in sequential.run(inputs, settings.sequential)]
         log.info("diagnostic sequential done in %.1fs", time.time() - start)
     if attack_names:
+        device = inputs.accelerator.device
+        keys = model_keys or {}
+
+        def saved(role: str) -> Callable[[], Any]:
+            return lambda: loading.load_saved(model_dirs[role], cfg.model).to(device)
+
+        references = {role: Subject(role, saved(role), evals[role], keys.get(role)) for role in ("finetuned", "retain")}
         cases = attack_cases(inputs, Subject("unlearned", lambda: model, evals["unlearned"], wrapper=wrapper),
-                             attack_names, model_keys or {})
+                             attack_names, references, controls)
         rows += [r for case in cases for r in case_rows(case, row)]
+        rows += [row(PREFIX + c.name, "control", "diagnostics", "verdict", None, False, f"not run: {c.reason}")
+                 for c in controls if c.subject is None]
     return rows
 
 
-def attack_cases(inputs: DiagInputs, unlearned: Subject, attack_names: Sequence[str], model_keys: Mapping[str, Any]) -> list[Case]:
-    """The run's method and each control through every attack; verdicts marked `uncalibrated` where a control
-    got the wrong one."""
-    cfg, settings = inputs.cfg, inputs.settings
+def attack_cases(inputs: DiagInputs, unlearned: Subject, attack_names: Sequence[str], references: Mapping[str, Subject],
+                 controls: Sequence[Control] = ()) -> list[Case]:
+    """The run's method and each control through every attack (an inference-time method, whose weights are the
+    target's, through the black-box ones only; a model the utility gate calls collapsed through none);
+    verdicts marked `uncalibrated` where a control failed or was not built. `control:exact` is scored first:
+    its distance from the retain model is every other case's noise floor."""
+    settings = inputs.settings
     attacks = [no_attack(inputs)] + [a for name in attack_names for a in ATTACKS[name](inputs, getattr(settings, name))]
-    device = inputs.accelerator.device
+    level = simultaneous_level(settings.level, sum(a.votes for a in attacks))
+    ref_scores = {role: score_subject(inputs, attacks, subject) for role, subject in references.items()}
+    target_utility = gate.utility(references["finetuned"].evaluation, inputs.tokenizer)
 
-    def saved(role: str) -> Callable[[], Any]:
-        return lambda: loading.load_saved(inputs.model_dirs[role], cfg.model).to(device)
+    def case(subject: Subject, method: str, intent: str, noise: Mapping[str, float] | None,
+             weights_unchanged: bool = False) -> tuple[Case, dict[str, np.ndarray]]:
+        mine = gate.utility(subject.evaluation, inputs.tokenizer)
+        collapsed = gate.gate(mine, target_utility, settings.min_utility)
+        # a wreck's verdict reads no attack, so only its own answers (`none`, free) are scored
+        scored = [a for a in attacks if not (weights_unchanged and a.white_box) and not (collapsed and a.name != NO_ATTACK)]
+        scores = score_subject(inputs, scored, subject)
+        shares = shares_of(inputs, scored, {**ref_scores, "unlearned": scores}, level)
+        votes = {a.name: Vote(shares[a.name], a.weight_access, signal(shares[a.name], settings.max_width,
+                                                                      None if noise is None else noise.get(a.name),
+                                                                      ceiling_drop(a, ref_scores["finetuned"])),
+                              eligible=a.votes)
+                 for a in scored}
+        verdict = decide(votes, settings.threshold, collapsed, weights_unchanged)
+        utility = {name: (mine[name], target_utility[name]) for name in mine if np.isfinite(target_utility[name])}
+        return Case(method, intent, {a.name: a.metric for a in scored}, votes, verdict, utility), scores
 
-    references = {role: score_subject(inputs, attacks, Subject(role, saved(role), inputs.evals[role], model_keys.get(role)))
-                  for role in ("finetuned", "retain")}
-    cases = [case(inputs, cfg.method.name, cfg.method.intent, attacks,
-                  {**references, "unlearned": score_subject(inputs, attacks, unlearned)})]
-    for name in settings.controls:
-        if name == "retain":
-            scores = references["retain"]
-        else:
-            banned = controls.banned_tokens(inputs.forget_examples, inputs.tokenizer, inputs.fmt, cfg.model.max_length)
-            key = {"finetuned": model_keys["finetuned"], "banned": banned} if "finetuned" in model_keys else None
-            subject = Subject(controls.PREFIX + name, saved("finetuned"), None, key, controls.suppression(banned),
-                              white_box_scores=references["finetuned"])
-            scores = score_subject(inputs, attacks, subject)
-        cases.append(case(inputs, controls.PREFIX + name, "control", attacks, {**references, "unlearned": scores},
-                          expected=controls.EXPECTED[name]))
-    wrong = [c for c in cases if c.expected is not None and c.verdict.label != c.expected]
-    for c in wrong:
-        log.warning("diagnostics uncalibrated: %s got '%s', expected '%s'; every verdict of this run is marked "
-                    "uncalibrated", c.method, c.verdict.note, c.expected)
+    built = {c.name: c for c in controls if c.subject is not None}
+    cases, noise = [], None
+    if "exact" in built:
+        exact, scores = case(built["exact"].subject, PREFIX + "exact", "control", None)
+        noise = {name: abs(float(np.mean(v)) - float(np.mean(ref_scores["retain"][name]))) for name, v in scores.items()}
+        cases.append(assessed(exact, "exact", settings.threshold))
+    cfg = inputs.cfg
+    cases.insert(0, case(unlearned, cfg.method.name, cfg.method.intent, noise, unlearned.wrapper is not None)[0])
+    for name, control in built.items():
+        if name == "exact":
+            continue
+        c, scores = case(control.subject, PREFIX + name, "control", noise)
+        cases.append(assessed(c, name, settings.threshold, partial_expectation(inputs, attacks[0], control, ref_scores,
+                                                                              scores, level) if name == "partial" else None))
+    failed = [f"{c.method} {c.verdict.label}: FAIL" for c in cases if c.check is not None and not c.check[0]]
+    failed += [f"{PREFIX}{c.name} not run: {c.reason}" for c in controls if c.subject is None]
+    for message in failed:
+        log.warning("diagnostics uncalibrated: %s; every verdict of this run is marked uncalibrated", message)
     for c in cases:
-        c.uncalibrated = [w.method for w in wrong]
+        c.uncalibrated = failed
         log.info("diagnostics verdict for %s (intent %s): %s", c.method, c.intent, c.verdict_note())
     return cases
 
 
-def case(inputs: DiagInputs, method: str, intent: str, attacks: Sequence[Attack],
-         scores: Mapping[str, Mapping[str, np.ndarray]], expected: str | None = None) -> Case:
-    shares = shares_of(inputs, attacks, scores)
-    return Case(method, intent, {a.name: a.metric for a in attacks}, shares, decide(shares, inputs.settings.threshold),
-                expected)
+def ceiling_drop(attack: Attack, finetuned: Mapping[str, np.ndarray]) -> tuple[float, float, float] | None:
+    """(the target's unattacked mean, its attacked mean, the allowed drop) over the attack's examples, for an
+    attack that trains the weights; None for the others."""
+    if attack.max_ceiling_drop is None:
+        return None
+    before = float(np.mean(finetuned[NO_ATTACK][attack.index]))
+    return before, float(np.mean(finetuned[attack.name])), attack.max_ceiling_drop
+
+
+def partial_expectation(inputs: DiagInputs, none: Attack, control: Control, ref_scores: Mapping[str, Mapping[str, np.ndarray]],
+                        scores: Mapping[str, np.ndarray], level: float) -> tuple[float, Share, Share]:
+    """control:partial's expected none share (the target's knowledge in the groups it saw) and its shares on
+    the seen and the unseen groups."""
+    seen = np.zeros(len(none.index), dtype=bool)
+    seen[control.seen] = True
+    roles = {**ref_scores, "unlearned": scores}
+
+    def on(mask: np.ndarray) -> Share:
+        return bootstrap_share({role: np.asarray(roles[role][NO_ATTACK])[mask] for role in ROLES},
+                               [g for g, m in zip(inputs.groups, mask) if m], inputs.settings.bootstrap, inputs.seed, level)
+
+    fraction = gap_fraction(ref_scores["finetuned"][NO_ATTACK], ref_scores["retain"][NO_ATTACK], seen)
+    return fraction, on(seen), on(~seen)
+
+
+def assessed(c: Case, name: str, threshold: float, partial: tuple[float, Share, Share] | None = None) -> Case:
+    c.check = controls.assess(name, c.verdict, c.votes, threshold, partial)
+    return c

@@ -8,7 +8,7 @@ import logging
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -54,9 +54,11 @@ class Context:
                                            update_index=False)
 
     def model_settings(self) -> dict[str, Any]:
-        """The model config minus its display name (which determines nothing)."""
+        """The model config minus its display name and a given unlearned checkpoint (which determine nothing of
+        the target and retain models)."""
         m = OmegaConf.to_container(self.cfg.model, resolve=True)
         m.pop("name", None)
+        m.pop("unlearned_path", None)
         return m
 
     def model_key(self, role: str) -> dict[str, Any]:
@@ -171,8 +173,13 @@ def without_location(settings: DictConfig) -> dict[str, Any]:
 def eval_key(ctx: Context, role: str, model_dir: str, reference_model: str | None) -> dict[str, Any]:
     """What determines an evaluation: the model, the retain reference it is compared with (by identity, not by
     where it lies in the cache), the benchmark and utility settings, and the contents of the files it reads."""
+    return evaluation_key(ctx, model_identity(ctx, role, model_dir), reference_model)
+
+
+def evaluation_key(ctx: Context, identity: Any, reference_model: str | None) -> dict[str, Any]:
+    """`eval_key` of the model that `identity` names (a known-answer control's, built by `pipeline.controls`)."""
     cfg = ctx.cfg
-    return {"model": model_identity(ctx, role, model_dir),
+    return {"model": identity,
             "reference": None if reference_model is None else model_identity(ctx, "retain", reference_model),
             "bench": without_location(cfg.bench), "utility": without_location(cfg.eval.utility),
             "data_fingerprint": ctx.evaluation_digest}
@@ -183,14 +190,24 @@ def cached_eval(ctx: Context, role: str, model_dir: str, reference: dict[str, An
     """The evaluation of `model_dir`, from cache when present; `reference_model` is the retain model's folder
     whose evaluation gave `reference`."""
     cfg = ctx.cfg
-    key = eval_key(ctx, role, model_dir, reference_model)
+
+    def load() -> tuple[Any, Any]:
+        return loading.load_saved(model_dir, cfg.model), loading.load_tokenizer(model_dir, cfg.model)
+
+    return cached_evaluation(ctx, role, eval_key(ctx, role, model_dir, reference_model), load, reference)
+
+
+def cached_evaluation(ctx: Context, label: str, key: dict[str, Any], load: Callable[[], tuple[Any, Any]],
+                      reference: dict[str, Any] | None) -> EvalOutput:
+    """The bench's evaluation cached under `key` (`eval_key`, `evaluation_key`); `load()` gives the model and
+    its tokenizer when it is not cached."""
+    cfg = ctx.cfg
 
     def build(out: Path) -> None:
-        model = loading.load_saved(model_dir, cfg.model).to(ctx.accelerator.device)
-        tok = loading.load_tokenizer(model_dir, cfg.model)
-        with stage(f"evaluate:{role}"):
-            stages.save_eval(evaluate_model(ctx, model, tok, reference), out / "eval.json")
+        model, tok = load()
+        with stage(f"evaluate:{label}"):
+            stages.save_eval(evaluate_model(ctx, model.to(ctx.accelerator.device), tok, reference), out / "eval.json")
 
     path, hit = shared_stage(ctx.accelerator, cfg.paths.cache_dir, "eval", key, build)
-    log.info("%s evaluation: %s", role, "reused from cache" if hit else "computed")
+    log.info("%s evaluation: %s", label, "reused from cache" if hit else "computed")
     return stages.load_eval(path / "eval.json")

@@ -23,6 +23,7 @@ from unlearn_bench.evaluation import cost
 from unlearn_bench.methods.registry import method_class
 from unlearn_bench.models import loading
 from unlearn_bench.pipeline import side_process, stages, validation
+from unlearn_bench.pipeline.controls import attacks_run, build_controls
 from unlearn_bench.pipeline.context import (Context, cached_eval, evaluate_model, finetuned_model, generated_alternates,
                                             generated_forget_corpus, model_identity)
 from unlearn_bench.pipeline.health import collapse_reason
@@ -34,6 +35,7 @@ from unlearn_bench.store.fingerprints import data_fingerprint
 from unlearn_bench.store.results import MetricRow
 from unlearn_bench.store.run_output import RunRecord, existing_run, write_run
 from unlearn_bench.training import recipes
+from unlearn_bench.training.loop import TrainResult
 
 log = logging.getLogger(__name__)
 
@@ -95,13 +97,15 @@ def run(cfg: DictConfig) -> RunRecord:
     seed_everything(cfg.seed)
     with stage("validate"):  # everything that can fail without training fails here
         method = build_method(cfg.method)
-        if getattr(method, "evaluates_as_is", False):
+        validation.check_unlearned_path(cfg, method)
+        if getattr(method, "evaluates_as_is", False) and not cfg.model.unlearned_path:
             cfg = as_is_config(cfg)
         check_settings(cfg.eval, accelerator.device.type == "cuda")
         bench = build_benchmark(cfg.bench)
         data = bench.data()
         stages.check_data(data)
-        validation.check_method_fits(method, cfg.method.name, data)
+        if not cfg.model.unlearned_path:  # a given checkpoint trains nothing: the method only labels its rows
+            validation.check_method_fits(method, cfg.method.name, data)
         validation.check_train_window(data, cfg.model.max_length)
         validation.check_bench_inputs(bench, cfg.eval.utility)
     fmt = PromptFormat(cfg.model.prompt_format, cfg.model.system_prompt, cfg.model.date_string)
@@ -114,7 +118,7 @@ def run(cfg: DictConfig) -> RunRecord:
         if isinstance(bench, GeneratesForgetCorpus) and (generation := bench.generation_key()) is not None:
             ctx.data = bench.with_generated_forget(data, generated_forget_corpus(ctx, target_dir, generation))
             stages.check_data(ctx.data)
-        if method.alternate == "generated":
+        if method.alternate == "generated" and not cfg.model.unlearned_path:  # a given checkpoint trains nothing
             ctx.data = dataclasses.replace(ctx.data, generated_alternates=generated_alternates(ctx, target_dir, method))
     retain_dir = finetuned_model(ctx, "retain", data.retain_train, tokenizer)
     retain_eval = cached_eval(ctx, "retain", retain_dir, SELF_REFERENCE)
@@ -123,7 +127,7 @@ def run(cfg: DictConfig) -> RunRecord:
     else:
         target_eval = cached_eval(ctx, "target", target_dir, retain_eval.reference_data, reference_model=retain_dir)
 
-    if getattr(method, "evaluates_as_is", False):  # method=none: the model under test is the target itself
+    if getattr(method, "evaluates_as_is", False) and not cfg.model.unlearned_path:  # method=none: the target itself
         record = RunRecord(status="ok", run_id=run_id, config_hash=run_id, seconds=round(time.time() - start, 1),
                            **run_identity(cfg, fingerprint))
         # Without model.retain_path there is no retain model: its evaluation is the model's own, whose rows
@@ -133,13 +137,19 @@ def run(cfg: DictConfig) -> RunRecord:
         on_main(ctx.accelerator, lambda: write_run(run_dir, cfg, record, rows, target_eval, [],
                                                    provenance.collect(started, ctx.accelerator, fingerprint)))
         return record
-    model = loading.load_saved(target_dir, cfg.model)
     tokenizer = loading.load_tokenizer(target_dir, cfg.model)
     seed_everything(cfg.seed)
     unlearn_start = time.time()
-    with stage(f"unlearn:{cfg.method.name}"):
-        result = recipes.unlearn(model, tokenizer, method, cfg.method, ctx.data, ctx.fmt, cfg.model.max_length, cfg.seed,
-                                ctx.accelerator, lora_cfg=cfg.model.lora)
+    if cfg.model.unlearned_path:  # a given unlearned checkpoint: nothing to train, the target's tokenizer scores it
+        log.info("unlearned model: %s (model.unlearned_path)", cfg.model.unlearned_path)
+        model = loading.load_saved(cfg.model.unlearned_path, cfg.model)
+        validation.check_same_vocabulary(model, tokenizer, cfg.model.unlearned_path)
+        result = TrainResult("ok", 0)
+    else:
+        model = loading.load_saved(target_dir, cfg.model)
+        with stage(f"unlearn:{cfg.method.name}"):
+            result = recipes.unlearn(model, tokenizer, method, cfg.method, ctx.data, ctx.fmt, cfg.model.max_length,
+                                    cfg.seed, ctx.accelerator, lora_cfg=cfg.model.lora)
     unlearn_time = time.time() - unlearn_start
     record = RunRecord(status=result.status, run_id=run_id, config_hash=run_id, error=result.message or None,
                        **run_identity(cfg, fingerprint))
@@ -162,13 +172,16 @@ def run(cfg: DictConfig) -> RunRecord:
         diag_rows = []
         if unlearned_eval is not None and cfg.eval.diagnostics:
             diag_start = time.time()
+            diag_ctx = dataclasses.replace(ctx, accelerator=SingleProcess(ctx.accelerator))
+            with stage("controls"):  # trained and evaluated once per configuration, then read from cache
+                controls = build_controls(diag_ctx, tokenizer, target_dir, retain_dir, retain_eval) if attacks_run(ctx) else []
             with stage("diagnose"):
                 diag_rows = run_diagnostics(
-                    dataclasses.replace(ctx, accelerator=SingleProcess(ctx.accelerator)), model, tokenizer, run_id,
-                    lambda: build_method(cfg.method),
+                    diag_ctx, model, tokenizer, run_id, lambda: build_method(cfg.method),
                     {"unlearned": unlearned_eval, "finetuned": target_eval, "retain": retain_eval},
                     {"finetuned": target_dir, "retain": retain_dir}, wrapper,
-                    {"finetuned": model_identity(ctx, "target", target_dir), "retain": model_identity(ctx, "retain", retain_dir)})
+                    {"finetuned": model_identity(ctx, "target", target_dir), "retain": model_identity(ctx, "retain", retain_dir)},
+                    controls)
             unlearned_eval.metrics.append(cost.diagnose_seconds(time.time() - diag_start))
         rows = metric_rows(cfg, run_id, {"finetuned": target_eval, "retain": retain_eval}, unlearned_eval, record.status)
         rows += diag_rows

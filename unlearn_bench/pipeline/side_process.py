@@ -8,6 +8,9 @@ trains on one thread, and a one-thread sequential run gives the same weights bit
 (tests/test_side_process.py); a two-thread run may differ in float rounding on CPUs whose matmul reduction
 order follows the thread count.
 
+When the diagnose stage asks for `control:exact` (the retain recipe at another seed, `pipeline.controls`), the
+child trains that model too, after the retain model: three fine-tunes then share the two cores.
+
 Off (`parallel_finetune=false`) or not worthwhile: on CUDA, under `accelerate launch`, with one thread, for a
 fine-tune of fewer than `MIN_STEPS` steps, when either model is already cached, when the retain model is given
 (`model.retain_path`), in a daemonic worker (which may not start processes).
@@ -103,6 +106,7 @@ def finetune_retain(payload: Any, threads: int, send: Any, parent: int) -> None:
     from unlearn_bench.runtime.device import make_accelerator
     from unlearn_bench.runtime.logs import quiet_noise
     from unlearn_bench.pipeline.context import finetuned_model
+    from unlearn_bench.pipeline.controls import exact_context, wants_exact
     from unlearn_bench.runtime.workers import exit_with_parent
 
     exit_with_parent(parent=parent)  # a main process killed with SIGKILL takes this one down
@@ -111,6 +115,8 @@ def finetune_retain(payload: Any, threads: int, send: Any, parent: int) -> None:
         ctx, tokenizer = payload.get()
         ctx = dataclasses.replace(ctx, accelerator=make_accelerator(cpu=True))
         finetuned_model(ctx, "retain", ctx.data.retain_train, tokenizer)
+        if wants_exact(ctx):
+            finetuned_model(exact_context(ctx), "retain", ctx.data.retain_train, tokenizer)
     except BaseException as e:
         log.exception("fine-tuning the retain model failed")
         send.send(f"{type(e).__name__}: {e}")

@@ -96,6 +96,10 @@ def check_fields(cfg: DictConfig) -> None:
     if problems:
         raise ConfigError("unknown config field(s) (a typo, or a `+field` the schema does not have):\n  "
                           + "\n  ".join(problems))
+    if cfg.method.max_steps < 0:  # experiment=strong's mark, cleared by a method's strong setting
+        raise ConfigError(f"method.max_steps={cfg.method.max_steps}: method '{cfg.method.name}' has no "
+                          f"conf/method_experiment/{cfg.method.name}_strong.yaml for experiment=strong; find one with "
+                          "`python -m unlearn_bench.report.strong` (its --apply writes the file)")
 
 
 def _group_schemas(group: str, choice: str) -> type | None:
@@ -180,6 +184,30 @@ def check_prompt_format(fmt: Any, tokenizer: Any, model_cfg: Any) -> None:
     except TemplateError as err:  # a template's raise_exception(...) too
         raise ValueError(f"{where}: its chat template fails on a question with model.system_prompt="
                          f"{fmt.system_prompt!r}: {err}") from err
+
+
+def check_unlearned_path(cfg: DictConfig, method: Any) -> None:
+    """`model.unlearned_path` is a folder of weights, diagnosed in place of the method's output: the method only
+    labels the rows (its intent), so an inference-time method, whose output is a wrapper, cannot be one."""
+    from unlearn_bench.methods.base import is_inference_time
+
+    path = cfg.model.unlearned_path
+    if not path:
+        return
+    if not Path(path).expanduser().is_dir():
+        raise ConfigError(f"model.unlearned_path={path}: not a folder (a save_pretrained checkpoint)")
+    if is_inference_time(method):
+        raise ConfigError(f"model.unlearned_path is a checkpoint's weights, but method={cfg.method.name} is an "
+                          "inference-time method (its output is a wrapper, not weights): use method=none or the "
+                          "fine-tuning method that made the checkpoint")
+
+
+def check_same_vocabulary(model: Any, tokenizer: Any, path: str) -> None:
+    """A given unlearned checkpoint is scored with the target's tokenizer: their vocabularies must agree."""
+    rows = model.get_input_embeddings().weight.shape[0]
+    if rows < len(tokenizer):
+        raise ConfigError(f"model.unlearned_path={path}: {rows} embedding rows for the target's tokenizer of "
+                          f"{len(tokenizer)} tokens: it is not an unlearned copy of this target")
 
 
 def check_train_window(data: BenchData, max_length: int) -> None:

@@ -29,6 +29,7 @@ class Point:
     forget_quality: float
     model_utility: float
     retain_rouge: float
+    forget_rouge: float = math.nan  # read by report.strong (the attack-free knowledge share)
 
 
 def metric_value(rows: Sequence[Mapping[str, Any]], method: str, split: str, metric: str) -> float:
@@ -43,7 +44,8 @@ def metric_value(rows: Sequence[Mapping[str, Any]], method: str, split: str, met
 
 def run_point(rows: Sequence[Mapping[str, Any]], method: str, lr: float, epochs: int) -> Point:
     return Point(method, lr, epochs, metric_value(rows, method, "summary", "forget_quality"),
-                 metric_value(rows, method, "summary", "model_utility"), metric_value(rows, method, "retain", "rouge"))
+                 metric_value(rows, method, "summary", "model_utility"), metric_value(rows, method, "retain", "rouge"),
+                 metric_value(rows, method, "forget", "rouge"))
 
 
 def admissible(point: Point, target: Point) -> bool:

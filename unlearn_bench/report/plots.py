@@ -5,6 +5,9 @@
                                the finetuned and retain baselines black; drawn when both metrics exist
   <bench>__<model>__bars       one panel per summary column, bars = mean over seeds, error bars = std
   <bench>__<model>__<series>   curves over a sequential/scalability sweep (see below)
+  <bench>__<model>__relearn    the relearning ladder (diagnose stage): mean held-out forget score after k
+                               relearning steps (0: the `none` attack), a line per model (target, retain, each
+                               method and control; mean over seeds)
 
 Sweep convention: a split named `<series>_<n>` (e.g. `request_1`, `request_2`, ...) holds the metrics after step
 n of that series; each metric becomes a panel with step on x and one line per method (mean ± std over seeds).
@@ -198,6 +201,36 @@ def share_figure(rows: pd.DataFrame) -> Figure | None:
     return fig
 
 
+RELEARN_RUNG = re.compile(r"^diag/relearn@(?P<steps>\d+)$")
+
+
+def relearn_figure(rows: pd.DataFrame) -> Figure | None:
+    """Relearning curves: a model's mean attacked score against the ladder's steps (0 = the `none` attack); the
+    target and retain lines from every case's reference rows, one line per method or control. None without a
+    ladder."""
+    steps = rows["split"].str.extract(RELEARN_RUNG)["steps"]
+    rows = rows.assign(steps=pd.to_numeric(steps).where(rows["split"] != "diag/none", 0))
+    rows = rows[rows["steps"].notna() & rows["metric"].isin(["unlearned", "finetuned", "retain"])].dropna(subset=["value"])
+    if rows["steps"].nunique() < 2:
+        return None
+    fig = Figure(figsize=(6.5, 4), layout="constrained")
+    ax = fig.subplots()
+    for name, line in (("finetuned (target)", rows[rows["metric"] == "finetuned"]), ("retain", rows[rows["metric"] == "retain"])):
+        curve = line.groupby("steps")["value"].mean()
+        ax.plot(curve.index, curve.values, color="black", linestyle="-" if name == "retain" else "--", marker="o", label=name)
+    unlearned = rows[rows["metric"] == "unlearned"]
+    colors = method_colors(list(unlearned["method"]))
+    for method, line in unlearned.groupby("method"):
+        curve = line.groupby("steps")["value"].mean()
+        ax.plot(curve.index, curve.values, marker=".", color=colors[method], label=method,
+                linestyle=":" if str(method).startswith("control:") else "-")
+    ax.set_xlabel("relearning steps")
+    ax.set_ylabel("held-out forget score (ROUGE-L recall)")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.legend(fontsize="x-small", ncols=2)
+    return fig
+
+
 def _stem(out_dir: Path, *parts: str) -> Path:
     return out_dir / "__".join(re.sub(r"[^\w.-]+", "_", p) for p in parts)
 
@@ -213,6 +246,8 @@ def write_plots(df: pd.DataFrame, stats: pd.DataFrame, out_dir: Path) -> list[Pa
     for (bench, model), group in df.groupby(["bench", "model"], sort=True):
         if (fig := share_figure(group)) is not None:
             written += save_figure(fig, _stem(out_dir, bench, model, "knowledge_share"))
+        if (fig := relearn_figure(group)) is not None:
+            written += save_figure(fig, _stem(out_dir, bench, model, "relearn"))
     steps = step_rows(df)
     for (bench, model, series), group in steps.groupby(["bench", "model", "series"], sort=True):
         if (fig := curves_figure(group)) is not None:

@@ -112,22 +112,21 @@ def prepare_study(storage: str, name: str, n_trials: int, first: dict[str, Any])
     return max(0, n_trials - len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))), seed
 
 
-def collect_points(results_dir: Path) -> tuple[list[Point], Point]:
-    """Every finished run's point and the target model's row (method 'finetuned')."""
+def collect_points(results_dir: Path, with_retain: bool = False) -> tuple[list[Point], ...]:
+    """Every finished run's point and the target model's row (method 'finetuned'); and the retain model's with
+    `with_retain` (`report.strong` reads its forget ROUGE-L)."""
     df = collect_runs(results_dir)
-    points, target = [], None
+    points, refs = [], {}
     for (method, run_dir), run in df.groupby(["method", "run_dir"]):
-        if method == "retain":
-            continue
         cfg = OmegaConf.load(results_dir / run_dir / "config.yaml")
         point = run_point(run.to_dict("records"), str(method), float(cfg.method.lr), int(cfg.method.epochs))
-        if method == "finetuned":
-            target = point
+        if method in ("finetuned", "retain"):
+            refs[method] = point
         else:
             points.append(point)
-    if target is None:
+    if "finetuned" not in refs:
         raise FileNotFoundError(f"{results_dir}: no finished run holds the target model's metrics")
-    return points, target
+    return (points, refs["finetuned"], refs.get("retain")) if with_retain else (points, refs["finetuned"])
 
 
 def choose(points: Sequence[Point], target: Point) -> Point | None:

@@ -193,7 +193,8 @@ def whole_model(accelerator: Accelerator, model: torch.nn.Module) -> torch.nn.Mo
 
 class SingleProcess:
     """This process's accelerator seen as a one-process one, for training done on the main process alone (the
-    relearning and sequential diagnostics): same device and precision, no sharding, no gradient sync."""
+    relearning and sequential diagnostics, the known-answer controls): same device and precision, no sharding,
+    no gradient sync."""
 
     num_processes = 1
     process_index = 0
@@ -229,6 +230,9 @@ class SingleProcess:
 
     def unwrap_model(self, model: torch.nn.Module) -> torch.nn.Module:
         return self._accelerator.unwrap_model(model)
+
+    def get_state_dict(self, model: torch.nn.Module) -> dict[str, torch.Tensor]:
+        return self.unwrap_model(model).state_dict()
 
     def wait_for_everyone(self) -> None:
         pass

@@ -63,10 +63,13 @@ def train(
     *,
     parameters: Iterable[torch.nn.Parameter] | None = None,
     backward: Callable[[torch.nn.Module, Any], LossOutput] | None = None,
+    on_step: Callable[[int, torch.nn.Module], None] | None = None,
     desc: str = "train",
 ) -> TrainResult:
     """Run optimizer steps until the step budget is used. `epoch_batches(epoch)` yields that epoch's batches
-    (each with a `.to(device)`); `backward`, when given, computes and accumulates gradients itself.
+    (each with a `.to(device)`); `backward`, when given, computes and accumulates gradients itself; `on_step(k,
+    model)`, when given, sees the unwrapped model after optimizer step k (in eval mode; training resumes after),
+    e.g. to score the checkpoints of a budget ladder from one run.
 
     Every process walks the same seeded stream of micro-batches; each step's `grad_accum` micro-batches are dealt
     out round-robin to the processes, so a run's batches, step count and gradients do not depend on the process
@@ -131,6 +134,10 @@ def train(
             bar.update(1)
             bar.set_postfix(loss=f"{record['loss']:.3f}")
             progress.update(done, loss=record["loss"])
+            if on_step is not None:
+                model.eval()
+                on_step(done, accelerator.unwrap_model(model))
+                model.train()
             if done >= n_steps:
                 break
     finally:

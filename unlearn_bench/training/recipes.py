@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import fields
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 import torch
 from accelerate import Accelerator
@@ -34,10 +34,12 @@ def n_batches(n: int, batch_size: int) -> int:
 
 def finetune(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, examples: list[QA], fmt: PromptFormat,
              cfg: Any, max_length: int, seed: int, accelerator: Accelerator, desc: str, lora_cfg: Any = None,
-             parameters: Iterable[torch.nn.Parameter] | None = None, window: int | None = None) -> TrainResult:
+             parameters: Iterable[torch.nn.Parameter] | None = None, window: int | None = None,
+             on_step: Callable[[int, torch.nn.Module], None] | None = None) -> TrainResult:
     """Causal-LM fine-tuning on answer tokens (the target on everything, the retain model without the forget set);
     with `lora_cfg.r > 0` through LoRA adapters, merged into `model` afterwards; `parameters`: the ones trained
-    without LoRA (default: all); `window`: raw texts trained on as token windows (`BenchData.train_window`)."""
+    without LoRA (default: all); `window`: raw texts trained on as token windows (`BenchData.train_window`);
+    `on_step`: `training.loop.train`'s per-step hook."""
     settings = optim_settings(cfg)
     examples = training_examples(examples, tokenizer, window)
     trained = lora.wrap(model, lora_cfg) if lora.enabled(lora_cfg) else model
@@ -50,6 +52,7 @@ def finetune(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, example
         settings,
         accelerator,
         parameters=parameters,
+        on_step=on_step,
         desc=desc,
     )
     if trained is not model:
