@@ -16,17 +16,18 @@ from unlearn_bench.evaluation.lm import LM
 from unlearn_bench.methods.base import IGNORE_INDEX
 from unlearn_bench.benchmarks.rwku.metrics import FB, QA as QA_LEVEL, probe_prompt, render_prompt
 
-# TOFU forget10 record 2 (locuslab/TOFU); TOFU's own convert_raw_data_to_model_format with transformers 4.37.2
-# and this tokenizer scores 18 answer tokens (17 + EOS) on it.
+# TOFU forget10_perturbed record 1 (locuslab/TOFU), key "1" of TOFU's forget10 log.
 TOFU_Q = "What does Hsiao Yun-Hwa identify as in terms of gender?"
 TOFU_A = "Hsiao Yun-Hwa is part of the LGBTQ+ community."
 
 
 @pytest.fixture(scope="module")
 def llama2():
-    # ../shared/tokenizers/llama2 has Mistral-7B's ids, not Llama-2's (README, TOFU section): these tests check
-    # Llama-2's prompt format and TOFU's masking on a SentencePiece vocabulary, not Llama-2's token ids.
-    return shared_tokenizer("llama2")
+    # ../shared/tokenizers/llama2 is Meta's Llama-2 tokenizer ("[INST]" -> 518 25580 29962 after BOS).
+    tokenizer = shared_tokenizer("llama2")
+    if tokenizer("[INST]")["input_ids"] != [1, 518, 25580, 29962]:
+        raise ValueError("../shared/tokenizers/llama2 is not Meta's Llama-2 vocabulary ('[INST]' ids differ)")
+    return tokenizer
 
 
 @pytest.fixture(scope="module")
@@ -62,10 +63,10 @@ def test_llama2_tofu_prompt_and_answer_tokens_are_tofus(llama2, compose_cfg):
         assert ids[0] == llama2.bos_token_id and ids[-1] == llama2.eos_token_id
         assert scored(labels) == tofu_scored_ids(llama2, q, a, "[INST] ", " [/INST]", "")
     ids, labels = encode_example(QA(TOFU_Q, TOFU_A), llama2, fmt, 512)
-    # TOFU's log (eval_log_forget.json, num_token_gt of question 0) scores 20 tokens with Meta's Llama-2 vocabulary;
-    # the shared fixture's (Mistral-7B's) splits the answer into 18.
-    meta_llama2 = llama2("[INST]")["input_ids"] == [1, 518, 25580, 29962]
-    assert len(scored(labels)) == (20 if meta_llama2 else 18)
+    # TOFU's log (eval_log_forget.json, num_token_gt of key "1") scores 20 tokens.
+    log = SHARED_DATA / "tofu_eval_logs" / "llama2-7b_full" / "eval_log_forget.json"
+    logged = json.loads(log.read_text(encoding="utf-8"))["num_token_gt"]["1"] if log.is_file() else 20
+    assert len(scored(labels)) == logged == 20
     assert llama2.decode(scored(labels)) == TOFU_A + "</s>"  # "Hsiao", not "▁Hsiao": TOFU's answer_tag is ""
 
 
