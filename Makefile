@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test sweep tune tune-strong report clean
+.PHONY: install run test sweep tune tune-strong poison report clean
 
 # Quiet: one line per step; pip's own warnings (-qq keeps errors) and its version check stay out of the way.
 PIP := $(BIN)/pip install -qq --disable-pip-version-check
@@ -47,6 +47,13 @@ tune: $(STAMP)
 # utility gate, written to conf/method_experiment/<method>_strong.yaml (list that folder in pyproject's packages).
 tune-strong: $(STAMP)
 	OMP_NUM_THREADS=1 $(BIN)/python -m unlearn_bench.report.strong --results results/tune_strong --apply conf/method_experiment
+
+# Poisoned unlearning requests (unlearn_bench/report/poison.py): the 18 fine-tuning methods x poison rates
+# {0, 0.05, 0.1, 0.25} x strategies retain/utility/neighbour (the rates each split can supply) x seeds 0-2, and the
+# detector at rate 0.1; two runs at a time, diagnostics off. Writes the table and figure the README shows.
+poison: $(STAMP)
+	$(BIN)/python -m unlearn_bench.report.poison --results results/poison --jobs 2
+	cp results/poison/poison.md results/poison/poison.png results/embedded_default/
 
 report: $(STAMP)
 	$(BIN)/unlearn-bench-report results

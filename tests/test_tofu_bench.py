@@ -110,11 +110,13 @@ def test_tiny_run_end_to_end_on_forget01(tofu_dir: Path, tmp_path: Path, compose
             (s, m) for s in ("forget", "retain", "real_authors", "world_facts") for m in ("prob", "rouge", "truth_ratio")} | {
             ("forget_holdout", f"auc_{a}") for a in ("loss", "zlib", "min_k", "min_k_plus_plus")} | {
             ("forget", "extraction_strength"), ("forget", "exact_memorization"),
-            ("forget", "privleak"), ("forget_holdout", "auc_min_k_retain_model")}
+            ("forget", "privleak"), ("forget_holdout", "auc_min_k_retain_model")} | {
+            ("cost", f"eval_{phase}_seconds") for phase in ("scoring", "generation", "mia", "memorization")}
         if method == "ga":  # the unlearned model's cost rows (evaluation/cost.py)
             expected |= {("cost", m) for m in ("unlearn_seconds", "seconds_per_question", "inference_overhead")}
         assert set(got) == expected, method
         assert all(math.isfinite(v) for v in got.values()), method
+        assert all(got[("cost", f"eval_{p}_seconds")] > 0 for p in ("scoring", "generation", "mia", "memorization"))
     # The retain model compared with itself: identical truth-ratio samples, KS p-value 1; privleak 0.
     assert [r["value"] for r in rows if r["method"] == "retain" and r["metric"] == "forget_quality"] == [1.0]
     value = {(r["method"], r["metric"]): r["value"] for r in rows}
@@ -141,4 +143,13 @@ def test_tiny_run_end_to_end_on_forget01(tofu_dir: Path, tmp_path: Path, compose
     assert summary["privleak"] == got[("forget", "privleak")]
     evals = json.loads((run_dir / "TOFU_EVAL.json").read_text())
     assert len(evals["forget_truth_ratio"]["value_by_index"]) == len(evals["extraction_strength"]["value_by_index"]) == 20
+    # each MIA's per-example scores as open-unlearning's mia_auc writes them, and they give the AUC reported
+    from sklearn.metrics import roc_auc_score
+
+    for name in ("mia_loss", "mia_zlib", "mia_min_k", "mia_min_k_plus_plus"):
+        forget, holdout = ([v["score"] for v in evals[name][g]["value_by_index"].values()] for g in ("forget", "holdout"))
+        assert len(forget) == len(holdout) == 20, name
+        assert evals[name]["forget"]["agg_value"] == pytest.approx(sum(forget) / 20)
+        auc = roc_auc_score([0] * 20 + [1] * 20, forget + holdout)
+        assert evals[name]["auc"] == evals[name]["agg_value"] == pytest.approx(auc) == summary[name], name
     assert not list(run_dir.glob("eval_log_retain.json"))

@@ -26,6 +26,8 @@ class BenchData:
     forget_perturbed: list[list[str]] = field(default_factory=list)
     # alternate answers per forget item that the target model wrote (altpo); the runner fills it once the target exists
     generated_alternates: list[list[str]] = field(default_factory=list)
+    # True for the items of `forget` that a poisoned request (bench.poison) slipped in; empty: none were
+    forget_poisoned: list[bool] = field(default_factory=list)
     tokenizer_corpus: list[str] = field(default_factory=list)     # text the tiny model's tokenizer is trained on
     # None: each training record is one example; a length: the raw-text training sets are trained on as token
     # windows of that many tokens (MUSE's layout, `collate.token_windows`), cut once the tokenizer exists

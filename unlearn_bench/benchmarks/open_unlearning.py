@@ -46,17 +46,28 @@ MUSE_NAMES = {
 
 
 def eval_files(bench: str, metrics: Sequence[Metric], names: Mapping[tuple[str, str], str],
-               per_example: Mapping[str, Sequence[dict[str, Any]]]) -> dict[str, dict[str, Any]]:
-    """`{BENCH}_EVAL.json` and `{BENCH}_SUMMARY.json` from our metric rows (renamed by `names`) and the
-    per-example entries of the metrics that have them."""
+               per_example: Mapping[str, Sequence[dict[str, Any]]],
+               mia: Mapping[str, tuple[Sequence[float], Sequence[float]]] | None = None) -> dict[str, dict[str, Any]]:
+    """`{BENCH}_EVAL.json` and `{BENCH}_SUMMARY.json` from our metric rows (renamed by `names`), the
+    per-example entries of the metrics that have them, and each MIA's per-example scores (`mia`: open-unlearning
+    name -> forget scores, holdout scores) as its `mia_auc` writes them (src/evals/metrics/mia/utils.py): `forget`
+    and `holdout`, each the mean score and `value_by_index` of {"score"}, beside `auc` = `agg_value`."""
     evals: dict[str, dict[str, Any]] = {}
     for m in metrics:
         name = names.get((m.split, m.metric))
         if name is not None:
             evals[name] = {"agg_value": m.value}
             if name in per_example:
-                evals[name]["value_by_index"] = {str(i): v for i, v in enumerate(per_example[name])}
+                evals[name]["value_by_index"] = by_index(per_example[name])
+            if mia and name in mia:
+                for group, scores in zip(("forget", "holdout"), mia[name]):
+                    evals[name][group] = {"agg_value": float(np.mean(scores)), "value_by_index": by_index([{"score": s} for s in scores])}
+                evals[name]["auc"] = m.value
     return {f"{bench}_EVAL.json": evals, f"{bench}_SUMMARY.json": {k: v["agg_value"] for k, v in evals.items()}}
+
+
+def by_index(values: Sequence[Any]) -> dict[str, Any]:
+    return {str(i): v for i, v in enumerate(values)}
 
 
 def tofu_per_example(forget: Any, memorization: Mapping[str, Sequence[float | None]]) -> dict[str, list[dict[str, Any]]]:

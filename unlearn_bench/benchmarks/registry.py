@@ -30,5 +30,7 @@ def bench_config_class(name: str) -> type:
 
 def build_benchmark(cfg: DictConfig | Any) -> Benchmark:
     config_cls = bench_config_class(cfg.name)
-    data = OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else dataclasses.asdict(cfg)
-    return importlib.import_module(BENCHMARKS[cfg.name][0]).build(config_cls(**data))
+    data = cfg if isinstance(cfg, DictConfig) else dataclasses.asdict(cfg)
+    # through the schema, so that nested settings (bench.poison) arrive as their dataclasses too
+    config = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(config_cls), data))
+    return importlib.import_module(BENCHMARKS[cfg.name][0]).build(config)

@@ -6,12 +6,16 @@ evaluation does) through the method's wrapper and through the bare weights, alte
 in one process and keeping each one's fastest pass, so load on a shared machine cancels in the ratio as far as
 it can. For a fine-tuning method both passes run the same network: its ratio shows the noise floor (~1).
 Rows: `cost/unlearn_seconds`, `cost/diagnose_seconds` (when diagnostics run), `cost/seconds_per_question`,
-`cost/inference_overhead` (wrapped / bare).
+`cost/inference_overhead` (wrapped / bare), and on every evaluation the wall time of each of its phases,
+`cost/eval_<phase>_seconds` (`PhaseClock`: scoring, generation, mia, memorization, utility): the QA benches score
+every split's answers in one batched pass and generate in another, so a phase covers all splits.
 """
 from __future__ import annotations
 
+import logging
 import time
-from dataclasses import dataclass
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Sequence
 
 from unlearn_bench.benchmarks.base import BenchData, Metric
@@ -22,6 +26,7 @@ if TYPE_CHECKING:  # the scorer is imported where costs are measured: composing 
     from unlearn_bench.evaluation.wrapper import InferenceWrapper
 
 SPLIT = "cost"
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -52,6 +57,21 @@ def inference_overhead(wrapped: LM, bare: LM, pairs: Sequence[QA], max_new_token
             best[name] = min(best[name], seconds_per_question(lm, pairs, max_new_tokens))
     return [Metric(SPLIT, "seconds_per_question", best["wrapped"], False),
             Metric(SPLIT, "inference_overhead", best["wrapped"] / best["bare"], False)]
+
+
+@dataclass
+class PhaseClock:
+    """Wall time per evaluation phase: a `cost/eval_<phase>_seconds` row and a log line each."""
+
+    rows: list[Metric] = field(default_factory=list)
+
+    @contextmanager
+    def phase(self, name: str, what: str = ""):
+        start = time.perf_counter()
+        yield
+        seconds = time.perf_counter() - start
+        self.rows.append(Metric(SPLIT, f"eval_{name}_seconds", seconds, False))
+        log.info("evaluate: %s %.1f s%s", name, seconds, f" ({what})" if what else "")
 
 
 def unlearn_seconds(seconds: float) -> Metric:

@@ -76,5 +76,12 @@ def memorization_rows(lm: LM, split: str, pairs: Sequence[QA], raw: bool = False
 def forget_holdout_auc_rows(lm: LM, forget: Sequence[QA], holdout: Sequence[QA], style: str = "open_unlearning") -> list[Metric]:
     """AUC of telling the forget answers (trained on) from holdout answers (never seen), per attack. 0.5 is what
     a model that never saw the forget set scores; no better direction, so compare with the retain row."""
+    return forget_holdout_mia(lm, forget, holdout, style)[0]
+
+
+def forget_holdout_mia(lm: LM, forget: Sequence[QA], holdout: Sequence[QA], style: str = "open_unlearning"
+                       ) -> tuple[list[Metric], dict[str, tuple[list[float], list[float]]]]:
+    """`forget_holdout_auc_rows` and, per attack, the per-example scores behind each AUC (forget, holdout)."""
     members, nonmembers = mia_scores(lm, forget, style=style), mia_scores(lm, holdout, style=style)
-    return [Metric("forget_holdout", f"auc_{a}", mia.mia_auc(members[a], nonmembers[a]), None) for a in ATTACKS]
+    rows = [Metric("forget_holdout", f"auc_{a}", mia.mia_auc(members[a], nonmembers[a]), None) for a in ATTACKS]
+    return rows, {a: ([float(x) for x in members[a]], [float(x) for x in nonmembers[a]]) for a in ATTACKS}

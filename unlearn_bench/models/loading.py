@@ -7,6 +7,7 @@ from typing import Any, Sequence
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
+from unlearn_bench.models.compat import add_legacy_fields
 from unlearn_bench.runtime.device import load_dtype
 from unlearn_bench.models.tiny import build_tiny_model, train_tokenizer
 
@@ -52,3 +53,4 @@ def load_tokenizer(path: str | Path, cfg: Any) -> PreTrainedTokenizerBase:
 def save(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, out: Path) -> None:
     model.save_pretrained(out, safe_serialization=True)
     tokenizer.save_pretrained(out)
+    add_legacy_fields(out)  # loadable by transformers 4.45 (open-unlearning's) too

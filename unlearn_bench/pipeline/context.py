@@ -14,6 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from unlearn_bench.benchmarks.base import Benchmark, BenchData, EvalOutput
 from unlearn_bench.data.collate import PromptFormat
+from unlearn_bench.evaluation.cost import PhaseClock
 from unlearn_bench.evaluation.lm import eval_lm
 from unlearn_bench.evaluation.wrapper import InferenceWrapper
 from unlearn_bench.models import loading
@@ -158,7 +159,11 @@ def evaluate_model(ctx: Context, model: Any, tokenizer: Any, reference: dict[str
     cfg = ctx.cfg
     out = stages.evaluate(ctx.bench, model, tokenizer, ctx.fmt, cfg.model.max_length, cfg.eval.batch_size, reference,
                           wrapper)
-    out.metrics += utility_metrics(model, tokenizer, cfg.eval, wrapper)
+    if cfg.eval.utility.tasks:
+        clock = PhaseClock()
+        with clock.phase("utility", ", ".join(cfg.eval.utility.tasks)):
+            out.metrics += utility_metrics(model, tokenizer, cfg.eval, wrapper)
+        out.metrics += clock.rows
     return out
 
 

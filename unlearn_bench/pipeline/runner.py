@@ -27,6 +27,7 @@ from unlearn_bench.pipeline.controls import attacks_run, build_controls
 from unlearn_bench.pipeline.context import (Context, cached_eval, evaluate_model, finetuned_model, generated_alternates,
                                             generated_forget_corpus, model_identity)
 from unlearn_bench.pipeline.health import collapse_reason
+from unlearn_bench.pipeline.poison import screened_request
 from unlearn_bench.runtime.device import SingleProcess, make_accelerator, on_main, seed_everything, whole_model
 from unlearn_bench.runtime.logs import quiet_noise, stage
 from unlearn_bench.store import provenance, run_keys
@@ -118,6 +119,10 @@ def run(cfg: DictConfig) -> RunRecord:
         if isinstance(bench, GeneratesForgetCorpus) and (generation := bench.generation_key()) is not None:
             ctx.data = bench.with_generated_forget(data, generated_forget_corpus(ctx, target_dir, generation))
             stages.check_data(ctx.data)
+        trains = not cfg.model.unlearned_path and not getattr(method, "evaluates_as_is", False)
+        screen_rows = []
+        if trains:  # a poisoned request is screened (and with bench.poison.screen, filtered) before unlearning
+            ctx.data, screen_rows = screened_request(ctx, target_dir)
         if method.alternate == "generated" and not cfg.model.unlearned_path:  # a given checkpoint trains nothing
             ctx.data = dataclasses.replace(ctx.data, generated_alternates=generated_alternates(ctx, target_dir, method))
     retain_dir = finetuned_model(ctx, "retain", data.retain_train, tokenizer)
@@ -166,6 +171,7 @@ def run(cfg: DictConfig) -> RunRecord:
             with stage("evaluate:unlearned"):
                 unlearned_eval = evaluate_model(ctx, model, tokenizer, retain_eval.reference_data, wrapper)
             unlearned_eval.metrics += stages.question_metrics(method, ctx.bench) + [cost.unlearn_seconds(unlearn_time)]
+            unlearned_eval.metrics += screen_rows
             unlearned_eval.metrics += cost.cost_metrics(model, tokenizer, ctx.fmt, cfg.model.max_length,
                                                         cfg.eval.batch_size, wrapper, ctx.data, cfg.eval.cost,
                                                         cfg.bench.get("max_new_tokens", 32))

@@ -171,8 +171,11 @@ def save_pretrained(accelerator: Accelerator, model: Any, tokenizer: Any, out: P
     """Save a trained model from every process (the engine gathers sharded weights), written by the main one."""
     state = accelerator.get_state_dict(model)
     if accelerator.is_main_process:
+        from unlearn_bench.models.compat import add_legacy_fields
+
         accelerator.unwrap_model(model).save_pretrained(out, state_dict=state, safe_serialization=True)
         tokenizer.save_pretrained(out)
+        add_legacy_fields(out)  # loadable by transformers 4.45 (open-unlearning's) too
 
 
 def whole_model(accelerator: Accelerator, model: torch.nn.Module) -> torch.nn.Module | None:

@@ -11,9 +11,12 @@ from unlearn_bench.benchmarks.fictitious.config import FictitiousConfig
 from unlearn_bench.benchmarks.base import BenchData, EvalOutput
 from unlearn_bench.benchmarks.fictitious.world import World, generate_world
 from unlearn_bench.data.records import DataError, EvalQA
+from unlearn_bench.evaluation.cost import PhaseClock
 from unlearn_bench.evaluation.lm import LM
 from unlearn_bench.evaluation.mia_eval import forget_holdout_auc_rows
+from unlearn_bench.benchmarks.tofu.alternates import similar_question_answers
 from unlearn_bench.benchmarks.tofu.qa_eval import privleak_rows, reference_forget_scores, score_splits, tofu_family_output
+from unlearn_bench.poison.request import Poison, draw_poison, pop_collateral, with_poison
 
 FORGET_PERCENT = {"forget01": 1, "forget05": 5, "forget10": 10}
 UTILITY_REPEATS = 3
@@ -62,8 +65,30 @@ class FictitiousBenchmark:
             "world_facts": self.world.world_facts,
         }
 
+    def poison_sources(self) -> dict[str, tuple[str, list[EvalQA]]]:
+        """bench.poison's strategies -> the evaluation split each draws from (TOFU's, as `bench=tofu`)."""
+        splits = self.eval_splits()
+        return {"retain": ("retain", splits["retain"]), "utility": ("world_facts", splits["world_facts"]),
+                "neighbour": ("real_authors", splits["real_authors"])}
+
+    @cached_property
+    def poison(self) -> Poison | None:
+        return draw_poison(self.cfg.poison, self.splits()["forget"], self.poison_sources())
+
+    def poison_alternates(self, items: list[EvalQA]) -> list[list[str]]:
+        """Wrong answers to train on for poisoned items: answers of the most similar unscored retain questions
+        (tofu/alternates.py), as real TOFU's forget items get them."""
+        if not items:
+            return []
+        splits = self.splits()
+        scored = {a for ex in [*splits["holdout"], *(q for qs in self.eval_splits().values() for q in qs)]
+                  for a in (ex.answer, *ex.perturbed_answers)}
+        pool = [qa.as_qa() for qa in splits["retain"][self.cfg.retain_eval_examples:]]
+        return similar_question_answers([ex.question for ex in items], pool, scored, self.cfg.n_perturbed)
+
     def data(self) -> BenchData:
         s = self.splits()
+        poison = list(self.poison.items) if self.poison else []
         # The utility facts stand in for pretraining knowledge: repeated so that both the target and the retain
         # model know them reliably, whatever the seed (otherwise model utility measures training noise).
         utility = [qa.as_qa() for qa in s["real_authors"] + s["world_facts"]] * UTILITY_REPEATS
@@ -75,11 +100,12 @@ class FictitiousBenchmark:
         return BenchData(
             target_train=retain + forget + utility,
             retain_train=retain + utility,
-            forget=forget,
+            forget=forget + [qa.as_qa() for qa in poison],
             retain=retain,
             refusals=REFUSALS,
             # wrong answers to train on: the world's alternates, disjoint from every scored answer (world.py)
-            forget_perturbed=[list(qa.meta["alternates"]) for qa in s["forget"]],
+            forget_perturbed=[list(qa.meta["alternates"]) for qa in s["forget"]] + self.poison_alternates(poison),
+            forget_poisoned=[False] * len(forget) + [True] * len(poison) if poison else [],
             tokenizer_corpus=corpus,
         )
 
@@ -101,12 +127,17 @@ class FictitiousBenchmark:
 
     def evaluate(self, lm: LM, reference: dict[str, Any] | None) -> EvalOutput:
         splits = self.eval_splits()
-        results = score_splits(lm, splits, self.cfg.max_new_tokens)
+        clock = PhaseClock()
+        results = score_splits(lm, with_poison(splits, self.poison), self.cfg.max_new_tokens, clock=clock)
+        collateral, generations = pop_collateral(results, self.poison)
         out = tofu_family_output(results, reference_forget_scores(results, reference))
+        out.metrics += collateral
+        out.generations += generations
         holdout = self.splits()["holdout"][: len(splits["forget"])]
-        aucs = forget_holdout_auc_rows(lm, [q.as_qa() for q in splits["forget"]], [q.as_qa() for q in holdout])
+        with clock.phase("mia", "forget vs holdout"):
+            aucs = forget_holdout_auc_rows(lm, [q.as_qa() for q in splits["forget"]], [q.as_qa() for q in holdout])
         rows, reference_auc = privleak_rows(aucs, reference)
-        out.metrics += aucs + rows
+        out.metrics += aucs + rows + clock.rows
         out.reference_data |= reference_auc
         return out
 

@@ -1,7 +1,9 @@
 """The `bench=fictitious` config schema (the embedded fictitious world): read when a config is composed, so it imports nothing heavy."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+from unlearn_bench.poison.config import PoisonConfig
 
 
 @dataclass
@@ -15,3 +17,4 @@ class FictitiousConfig:
     eval_max_examples: int = 300
     retain_eval_examples: int = 200
     max_new_tokens: int = 32
+    poison: PoisonConfig = field(default_factory=PoisonConfig)  # poisoned forget requests (poison/request.py)

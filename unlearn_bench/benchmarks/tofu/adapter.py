@@ -38,11 +38,13 @@ from unlearn_bench.benchmarks.tofu.data import (
     to_qa,
 )
 from unlearn_bench.data.records import QA, DataError, EvalQA
+from unlearn_bench.evaluation.cost import PhaseClock
 from unlearn_bench.evaluation.lm import LM
-from unlearn_bench.evaluation.mia_eval import MIA_STYLES, forget_holdout_auc_rows, memorization_rows
+from unlearn_bench.evaluation.mia_eval import MIA_STYLES, forget_holdout_mia, memorization_rows
 from unlearn_bench.benchmarks.open_unlearning import (TOFU_NAMES, eval_files, read_retain_agg, read_retain_truth_ratios,
                                                       tofu_per_example)
 from unlearn_bench.benchmarks.tofu.qa_eval import privleak_rows, reference_forget_scores, score_splits, tofu_family_output
+from unlearn_bench.poison.request import Poison, draw_poison, pop_collateral, with_poison
 
 log = logging.getLogger(__name__)
 
@@ -122,13 +124,24 @@ class TofuBenchmark:
                 scored |= {ex.answer, *ex.perturbed_answers} | ({ex.paraphrased_answer} - {None})
         return scored
 
-    def training_alternates(self, retain: list[QA]) -> list[list[str]]:
+    def training_alternates(self, retain: list[QA], questions: list[str]) -> list[list[str]]:
         """Wrong answers for methods that train on them: other retain questions' answers (tofu_alternates.py),
         from authors outside retain_perturbed, none of them a scored answer."""
         evaluated = {ex.question for ex in self._eval_qa("retain_perturbed")}
         pool = [qa for qa in retain if qa.question not in evaluated]
         k = len(self.forget_perturbed[0].perturbed_answers)
-        return similar_question_answers([ex.question for ex in self.forget_perturbed], pool, self.scored_answers(), k)
+        return similar_question_answers(questions, pool, self.scored_answers(), k)
+
+    def poison_sources(self) -> dict[str, tuple[str, list[EvalQA]]]:
+        """bench.poison's strategies -> the evaluation split each draws from: retain_perturbed, world facts (the
+        general knowledge of model utility) and real authors (the forget authors' neighbours)."""
+        splits = self.eval_splits()
+        return {"retain": ("retain", splits["retain"]), "utility": ("world_facts", splits["world_facts"]),
+                "neighbour": ("real_authors", splits["real_authors"])}
+
+    @cached_property
+    def poison(self) -> Poison | None:
+        return draw_poison(self.cfg.poison, self.forget_perturbed, self.poison_sources())
 
     def data(self) -> BenchData:
         full = self._qa("full")
@@ -144,14 +157,16 @@ class TofuBenchmark:
             dropped = set(retain[self.cfg.train_retain_examples:])
             retain = retain[: self.cfg.train_retain_examples]
             full = [qa for qa in full if qa not in dropped]
+        request = [*self.forget_perturbed, *(self.poison.items if self.poison else ())]
         return BenchData(
             target_train=full,
             retain_train=retain,
-            forget=[ex.as_qa() for ex in self.forget_perturbed],
+            forget=[ex.as_qa() for ex in request],
             retain=retain,
             read_refusals=self._refusals,
             # drawn from the whole retain split: a smoke run's training subset may hold no unscored answers
-            forget_perturbed=self.training_alternates(retain_split),
+            forget_perturbed=self.training_alternates(retain_split, [ex.question for ex in request]),
+            forget_poisoned=[i >= len(self.forget_perturbed) for i in range(len(request))] if self.poison else [],
             tokenizer_corpus=corpus,
         )
 
@@ -187,24 +202,32 @@ class TofuBenchmark:
 
     def evaluate(self, lm: LM, reference: dict[str, Any] | None) -> EvalOutput:
         splits = self.eval_splits()
-        results = score_splits(lm, splits, self.cfg.max_new_tokens, self.cfg.cut_generation_prompts)
+        clock = PhaseClock()
+        results = score_splits(lm, with_poison(splits, self.poison), self.cfg.max_new_tokens,
+                               self.cfg.cut_generation_prompts, clock)
+        collateral, generations = pop_collateral(results, self.poison)
         retain_forget = (read_retain_truth_ratios(self.cfg.retain_logs_path) if self.cfg.retain_logs_path
                          else reference_forget_scores(results, reference))
         out = tofu_family_output(results, retain_forget)
+        out.metrics += collateral
+        out.generations += generations
         # MIA per attack: forget answers vs the matching holdout split's (TOFU holdout01/05/10, never trained on).
         holdout = self._qa(holdout_split_for(self.cfg.forget_split))[: len(splits["forget"])]
-        aucs = forget_holdout_auc_rows(lm, [q.as_qa() for q in splits["forget"]], holdout, self.cfg.mia_style)
+        with clock.phase("mia", "forget vs holdout"):
+            aucs, mia_scores = forget_holdout_mia(lm, [q.as_qa() for q in splits["forget"]], holdout, self.cfg.mia_style)
         logged = read_retain_agg(self.cfg.retain_logs_path, "mia_min_k") if self.cfg.retain_logs_path else None
         rows, reference_auc = privleak_rows(aucs, reference, logged)
         out.metrics += aucs + rows
         out.reference_data |= reference_auc
         # open-unlearning's default TOFU metrics beyond TOFU's own (configs/eval/tofu.yaml), on the forget split.
-        rows, memorization = memorization_rows(lm, "forget", [q.as_qa() for q in splits["forget"]])
-        out.metrics += rows
+        with clock.phase("memorization", "forget"):
+            rows, memorization = memorization_rows(lm, "forget", [q.as_qa() for q in splits["forget"]])
+        out.metrics += rows + clock.rows
         # TOFU's file names, which its aggregate_eval_stat.py looks up (`get_model_utility`'s eval_task_dict).
         renamed = {f"eval_log_{name}.json": f"{EVAL_SPLITS[name][1]}.json" for name in results}
         out.logs = {renamed.get(key, key): value for key, value in out.logs.items()}
-        out.logs |= eval_files("TOFU", out.metrics, TOFU_NAMES, tofu_per_example(results["forget"], memorization))
+        mia_by_name = {TOFU_NAMES[("forget_holdout", f"auc_{attack}")]: scores for attack, scores in mia_scores.items()}
+        out.logs |= eval_files("TOFU", out.metrics, TOFU_NAMES, tofu_per_example(results["forget"], memorization), mia_by_name)
         return out
 
 

@@ -1,10 +1,11 @@
 """The `bench=tofu` config schema (TOFU): read when a config is composed, so it imports nothing heavy."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Optional
 
 from unlearn_bench.benchmarks.tofu.data import HUB_ID
+from unlearn_bench.poison.config import PoisonConfig
 
 
 @dataclass
@@ -25,3 +26,4 @@ class TofuConfig:
     retain_logs_path: Optional[str] = None
     # Smoke runs: fine-tune on the forget split plus only the first N retain QA (null: all of them, as TOFU).
     train_retain_examples: Optional[int] = None
+    poison: PoisonConfig = field(default_factory=PoisonConfig)  # poisoned forget requests (poison/request.py)

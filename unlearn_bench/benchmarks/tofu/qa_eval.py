@@ -10,6 +10,7 @@ import numpy as np
 
 from unlearn_bench.benchmarks.base import SELF_REFERENCE, EvalOutput, Metric
 from unlearn_bench.data.records import QA, EvalQA
+from unlearn_bench.evaluation.cost import PhaseClock
 from unlearn_bench.evaluation.lm import LM
 from unlearn_bench.metrics.mia import privleak
 from unlearn_bench.metrics.rouge import rouge_recall
@@ -34,10 +35,11 @@ class SplitResult:
 
 
 def score_splits(lm: LM, splits: Mapping[str, Sequence[EvalQA]], max_new_tokens: int,
-                 cut_prompts: bool = False) -> dict[str, SplitResult]:
+                 cut_prompts: bool = False, clock: PhaseClock | None = None) -> dict[str, SplitResult]:
     """One batched scoring pass over every answer of every split, one batched generation pass (from the whole
-    prompt, as open-unlearning generates, unless `cut_prompts`: `LM.generate`). Answers longer than the model's
-    context are counted per split and logged: their loss covers the first tokens only."""
+    prompt, as open-unlearning generates, unless `cut_prompts`: `LM.generate`), each timed on `clock`. Answers
+    longer than the model's context are counted per split and logged: their loss covers the first tokens only."""
+    clock = clock if clock is not None else PhaseClock()
     pairs: list[QA] = []
     counts: dict[str, tuple[int, int]] = {}
     for name, examples in splits.items():
@@ -48,9 +50,11 @@ def score_splits(lm: LM, splits: Mapping[str, Sequence[EvalQA]], max_new_tokens:
             log.warning("%s: %d of %d answers are longer than the model's context (%d tokens) and are scored on "
                         "their first %d tokens only", name, counts[name][1], counts[name][0], lm.max_length, lm.max_length)
         pairs += split_pairs
-    losses = iter(lm.answer_losses(pairs))
+    with clock.phase("scoring", f"{len(pairs)} answers"):
+        losses = iter(lm.answer_losses(pairs))
     questions = [ex.question for examples in splits.values() for ex in examples]
-    generations = iter(lm.generate(questions, max_new_tokens=max_new_tokens, cut_prompts=cut_prompts))
+    with clock.phase("generation", f"{len(questions)} questions"):
+        generations = iter(lm.generate(questions, max_new_tokens=max_new_tokens, cut_prompts=cut_prompts))
 
     results: dict[str, SplitResult] = {}
     for name, examples in splits.items():
