@@ -113,10 +113,13 @@ def test_tiny_run_end_to_end_on_forget01(tofu_dir: Path, tmp_path: Path, compose
             ("forget", "privleak"), ("forget_holdout", "auc_min_k_retain_model")} | {
             ("cost", f"eval_{phase}_seconds") for phase in ("scoring", "generation", "mia", "memorization")}
         if method == "ga":  # the unlearned model's cost rows (evaluation/cost.py)
-            expected |= {("cost", m) for m in ("unlearn_seconds", "seconds_per_question", "inference_overhead")}
+            expected |= {("cost", m) for m in ("unlearn_seconds", "unlearn_seconds_per_step", "seconds_per_question",
+                                                "inference_overhead")}
         assert set(got) == expected, method
         assert all(math.isfinite(v) for v in got.values()), method
         assert all(got[("cost", f"eval_{p}_seconds")] > 0 for p in ("scoring", "generation", "mia", "memorization"))
+    unlearn = {r["metric"]: r["value"] for r in rows if r["method"] == "ga" and r["split"] == "cost"}
+    assert unlearn["unlearn_seconds_per_step"] == pytest.approx(unlearn["unlearn_seconds"] / 2)  # method.max_steps=2
     # The retain model compared with itself: identical truth-ratio samples, KS p-value 1; privleak 0.
     assert [r["value"] for r in rows if r["method"] == "retain" and r["metric"] == "forget_quality"] == [1.0]
     value = {(r["method"], r["metric"]): r["value"] for r in rows}

@@ -5,7 +5,7 @@ forward pass. `inference_overhead` times the same questions (scoring their answe
 evaluation does) through the method's wrapper and through the bare weights, alternating the two `repeats` times
 in one process and keeping each one's fastest pass, so load on a shared machine cancels in the ratio as far as
 it can. For a fine-tuning method both passes run the same network: its ratio shows the noise floor (~1).
-Rows: `cost/unlearn_seconds`, `cost/diagnose_seconds` (when diagnostics run), `cost/seconds_per_question`,
+Rows: `cost/unlearn_seconds` (and `cost/unlearn_seconds_per_step`), `cost/diagnose_seconds` (when diagnostics run), `cost/seconds_per_question`,
 `cost/inference_overhead` (wrapped / bare), and on every evaluation the wall time of each of its phases,
 `cost/eval_<phase>_seconds` (`PhaseClock`: scoring, generation, mia, memorization, utility): the QA benches score
 every split's answers in one batched pass and generate in another, so a phase covers all splits.
@@ -74,8 +74,10 @@ class PhaseClock:
         log.info("evaluate: %s %.1f s%s", name, seconds, f" ({what})" if what else "")
 
 
-def unlearn_seconds(seconds: float) -> Metric:
-    return Metric(SPLIT, "unlearn_seconds", seconds, False)
+def unlearn_rows(seconds: float, steps: int) -> list[Metric]:
+    """Unlearning wall time and, for a method that trains, per optimizer step (a method's cost at any budget)."""
+    per_step = [Metric(SPLIT, "unlearn_seconds_per_step", seconds / steps, False)] if steps > 0 else []
+    return [Metric(SPLIT, "unlearn_seconds", seconds, False), *per_step]
 
 
 def diagnose_seconds(seconds: float) -> Metric:

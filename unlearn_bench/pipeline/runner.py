@@ -170,7 +170,7 @@ def run(cfg: DictConfig) -> RunRecord:
         if record.status == "ok":
             with stage("evaluate:unlearned"):
                 unlearned_eval = evaluate_model(ctx, model, tokenizer, retain_eval.reference_data, wrapper)
-            unlearned_eval.metrics += stages.question_metrics(method, ctx.bench) + [cost.unlearn_seconds(unlearn_time)]
+            unlearned_eval.metrics += stages.question_metrics(method, ctx.bench) + cost.unlearn_rows(unlearn_time, result.steps)
             unlearned_eval.metrics += screen_rows
             unlearned_eval.metrics += cost.cost_metrics(model, tokenizer, ctx.fmt, cfg.model.max_length,
                                                         cfg.eval.batch_size, wrapper, ctx.data, cfg.eval.cost,
