@@ -149,3 +149,23 @@ def test_bad_strategy_is_a_one_line_error_at_start(tmp_path):
     assert proc.returncode == 2
     assert "bench.poison.strategy='everything': choose from retain, utility, neighbour" in proc.stderr
     assert not (tmp_path / "c" / "finetune").exists()  # nothing trained
+
+
+def test_poison_report_slope_is_the_utility_lost_between_the_rates(compose_cfg, smoke_overrides):
+    """Two rates, one seed: the slope is the difference over the rate gap, per 10% poison; the figure is drawn."""
+    from unlearn_bench.report.poison import damage_table, poison_runs, write_poison_report
+
+    utility = {}
+    for rate in (0.0, 0.25):
+        cfg = compose_cfg(smoke_overrides + ["method=ga", f"bench.poison.rate={rate}"])
+        assert run(cfg).status == "ok"
+        utility[rate] = next(r["value"] for r in rows_of(run_dir_for(cfg)[0])
+                             if (r["method"], r["split"], r["metric"]) == ("ga", "summary", "model_utility"))
+    results = Path(cfg.paths.results_dir)
+    runs = poison_runs(results)
+    assert sorted(runs["rate"]) == [0.0, 0.25] and set(runs["strategy"]) == {"retain"}
+    (row,) = damage_table(runs).to_dict("records")
+    lost = (utility[0.0] - utility[0.25]) / 0.25 * 0.1
+    assert row["utility lost per 10% poison"] == f"{lost:.3f} [{lost:.3f}, {lost:.3f}]"
+    paths = write_poison_report(results)
+    assert {p.name for p in paths} == {"poison.md", "poison.png", "poison.svg"} and all(p.stat().st_size for p in paths)

@@ -121,7 +121,8 @@ def with_unpoisoned(runs: pd.DataFrame) -> pd.DataFrame:
     """Unscreened runs, the rate-0 runs copied into every strategy (they are each strategy's starting point)."""
     plain = runs[~runs["screen"]]
     clean = plain[plain["rate"] == 0]
-    return pd.concat([plain[plain["rate"] > 0]] + [clean.assign(strategy=s) for s in plain.loc[plain["rate"] > 0, "strategy"].unique()])
+    copies = [clean.assign(strategy=s) for s in plain.loc[plain["rate"] > 0, "strategy"].unique()]
+    return pd.concat([plain[plain["rate"] > 0], *copies], ignore_index=True)
 
 
 def slope_per_10(group: pd.DataFrame, column: str) -> float:
@@ -152,6 +153,21 @@ def damage_table(runs: pd.DataFrame) -> pd.DataFrame:
     return table.sort_values(["strategy", "_sort"], ascending=[True, False]).drop(columns="_sort")
 
 
+def proportion(values: pd.Series) -> str:
+    """Mean and 95% t-interval of a proportion over seeds, the interval clipped to [0, 1]."""
+    mean, low, high = t_interval(values)
+    return f"{mean:.2f} [{max(low, 0.0):.2f}, {min(high, 1.0):.2f}]"
+
+
+def wide_damage_table(damage: pd.DataFrame) -> pd.DataFrame:
+    """`damage_table`'s utility lost per 10% poison, a column per strategy, methods in the order of the worst."""
+    wide = damage.pivot(index=["method", "intent"], columns="strategy", values="utility lost per 10% poison")
+    worst = damage.assign(_v=damage["utility lost per 10% poison"].str.split().str[0].astype(float)).groupby("method")["_v"].max()
+    wide = wide.reset_index()
+    return wide.iloc[np.argsort(-worst.reindex(wide["method"]).to_numpy(), kind="stable")].rename(
+        columns={s: f"{s}: utility lost per 10%" for s in damage["strategy"].unique()})
+
+
 def detector_table(runs: pd.DataFrame) -> pd.DataFrame:
     """Per strategy at `SCREEN_RATE`: the detector's precision and recall (pooled over methods and seeds: it runs
     before unlearning, so only the seed's target model matters), and per method the utility without and with it."""
@@ -166,15 +182,24 @@ def detector_table(runs: pd.DataFrame) -> pd.DataFrame:
         per_seed = screened.groupby("seed").first()
         rows.append({"strategy": strategy, "injected": f"{per_seed['poison_request/injected'].mean():.0f}",
                      "flagged": f"{per_seed['poison_request/flagged'].mean():.1f}",
-                     "precision": "{:.2f} [{:.2f}, {:.2f}]".format(*t_interval(per_seed["poison_request/precision"])),
-                     "recall": "{:.2f} [{:.2f}, {:.2f}]".format(*t_interval(per_seed["poison_request/recall"])),
+                     "precision": proportion(per_seed["poison_request/precision"]),
+                     "recall": proportion(per_seed["poison_request/recall"]),
                      "utility lost, no screen": f"{lost_plain:.3f}", "utility lost, screened": f"{lost_screened:.3f}",
                      "poisoned ROUGE-L lost, no screen / screened": f"{collateral(plain).mean():.3f} / {collateral(screened).mean():.3f}",
                      "methods": plain["method"].nunique()})
     return pd.DataFrame(rows)
 
 
+def against_unpoisoned(data: pd.DataFrame, column: str, log_scale: bool) -> pd.Series:
+    """Each run's `column` minus that of the same method and seed at rate 0 (log10 first with `log_scale`)."""
+    values = np.log10(data[column].clip(lower=1e-300)) if log_scale else data[column]
+    clean = values[data["rate"] == 0].groupby([data["method"], data["seed"]]).first()
+    return values - pd.Series([clean.get((m, s), np.nan) for m, s in zip(data["method"], data["seed"])], index=data.index)
+
+
 def poison_figure(runs: pd.DataFrame):
+    """Per strategy (columns): model utility and log10 forget quality (rows), each against the same method and
+    seed without poison, over the poison rate; a line per method, 95% t-intervals over seeds."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -185,20 +210,22 @@ def poison_figure(runs: pd.DataFrame):
     data = with_unpoisoned(runs)
     strategies = sorted(data["strategy"].unique())
     colors = method_colors(sorted(data["method"].unique()))
+    panels = (("summary/model_utility", False, "model utility - unpoisoned"),
+              ("summary/forget_quality", True, "log10 forget quality - unpoisoned"))
     fig, axes = plt.subplots(2, len(strategies), figsize=(4.2 * len(strategies), 7), squeeze=False, sharey="row")
-    for col, strategy in enumerate(strategies):
-        for method, group in data[data["strategy"] == strategy].groupby("method"):
-            for row, (column, log_scale) in enumerate((("summary/model_utility", False), ("summary/forget_quality", True))):
-                stats = [(rate, *t_interval(np.log10(g[column].clip(lower=1e-300)) if log_scale else g[column]))
-                         for rate, g in group.groupby("rate")]
+    for row, (column, log_scale, label) in enumerate(panels):
+        delta = against_unpoisoned(data, column, log_scale)
+        for col, strategy in enumerate(strategies):
+            ax = axes[row][col]
+            for method, group in data[data["strategy"] == strategy].groupby("method"):
+                stats = [(rate, *t_interval(delta[g.index])) for rate, g in group.groupby("rate")]
                 rate, mean, low, high = map(np.asarray, zip(*stats))
-                ax = axes[row][col]
                 ax.errorbar(rate, mean, yerr=[mean - low, high - mean], color=colors[method], marker="o", ms=3,
-                            capsize=2, lw=1, label=method if col == 0 and row == 0 else None)
-        axes[0][col].set_title(f"poison: {strategy}")
-        axes[1][col].set_xlabel("poison rate of the forget request")
-    axes[0][0].set_ylabel("model utility")
-    axes[1][0].set_ylabel("log10 forget quality")
+                            capsize=2, lw=1, label=method if row == 0 and col == 0 else None)
+            ax.axhline(0, color="0.6", lw=0.5)
+            axes[0][col].set_title(f"poison: {strategy}")
+            axes[1][col].set_xlabel("poison rate of the forget request")
+        axes[row][0].set_ylabel(label)
     fig.legend(loc="center right", fontsize=7, frameon=False)
     fig.tight_layout(rect=(0, 0, 0.86, 1))
     return fig
@@ -211,10 +238,12 @@ def write_poison_report(results_dir: Path) -> list[Path]:
     if runs.empty:
         raise FileNotFoundError(f"{results_dir}: no finished poisoned-request runs (make poison)")
     seeds = sorted(runs["seed"].unique())
+    damage = damage_table(runs)
     text = (f"# Poisoned unlearning requests (`make poison`, seeds {', '.join(map(str, seeds))})\n\n"
             "Model utility lost per 10% poison: minus the least-squares slope of model utility over the rates, per "
             "seed; mean and 95% t-interval over seeds. Poison is added to the whole forget split, which is scored "
-            "as forget unchanged.\n\n" + markdown_table(damage_table(runs)) +
+            "as forget unchanged.\n\n" + markdown_table(wide_damage_table(damage)) +
+            "\n\n## Per method and strategy\n\n" + markdown_table(damage) +
             f"\n\n## The detector at rate {SCREEN_RATE:g} (bench.poison.screen=true drops what it flags)\n\n"
             "Utility lost: the target's model utility minus the unlearned model's, mean over methods and seeds.\n\n"
             + (markdown_table(detector) if not (detector := detector_table(runs)).empty else "No screened runs yet.") + "\n")
