@@ -36,8 +36,8 @@ sweep: $(STAMP)
 
 # The search behind conf/method/*.yaml (unlearn_bench/report/tuning.py): one study per method on Hydra's Optuna sweeper
 # (hydra/sweeper=tune: TPE, seed 0; results/tune/optuna.db, so a killed search resumes), world seed 1, diagnostics off;
-# 47 runs, as many as the lr x epochs grid it replaced, which took about 16 min on 2 cores (2026-12-02). Writes the
-# chosen lr and epochs into conf/method/ and the search's table beside the sweep's.
+# 65 runs (the replaced lr x epochs grid's 47, and 18 more for CE-U, PDU and AltPO); 14 min on 2 cores (2026-12-07,
+# two processes). Writes the chosen lr and epochs into conf/method/ and the search's table beside the sweep's.
 tune: $(STAMP)
 	OMP_NUM_THREADS=1 $(BIN)/python -m unlearn_bench.report.tuning --results results/tune --apply conf/method
 	cp results/tune/tuning.md results/embedded_default/tuning.md
