@@ -30,7 +30,9 @@ def bench_config_class(name: str) -> type:
 
 def build_benchmark(cfg: DictConfig | Any) -> Benchmark:
     config_cls = bench_config_class(cfg.name)
-    data = cfg if isinstance(cfg, DictConfig) else dataclasses.asdict(cfg)
+    # resolved where it sits, so that interpolations into the rest of the run's config (muse's
+    # chunk_tokens: ${model.max_length}) still find their root
+    data = OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else dataclasses.asdict(cfg)
     # through the schema, so that nested settings (bench.poison) arrive as their dataclasses too
     config = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(config_cls), data))
     return importlib.import_module(BENCHMARKS[cfg.name][0]).build(config)

@@ -37,9 +37,10 @@ def request_losses(ctx: Context, target_dir: str) -> list[float]:
 
 def screened_request(ctx: Context, target_dir: str) -> tuple[BenchData, list[Metric]]:
     """The request to unlearn and the detector's rows; the data unchanged (and no rows) when nothing is poisoned."""
-    data, settings = ctx.data, ctx.cfg.bench.poison
-    if not any(data.forget_poisoned):
+    data = ctx.data
+    if not any(data.forget_poisoned):  # also every benchmark without bench.poison
         return data, []
+    settings = ctx.cfg.bench.poison
     flags = screen_flags(request_losses(ctx, target_dir), retain_similarity(data.forget, data.retain), settings.screen_z)
     rows = screen_metrics(flags, data.forget_poisoned, dropped=settings.screen)
     log.info("poisoned request: %d of %d items injected (%s from bench.poison); the detector flags %d, %d of them injected%s",
