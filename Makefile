@@ -46,7 +46,7 @@ tune: $(STAMP)
 # diagnostics off; the point per method whose none share is below the verdict threshold and that passes the
 # utility gate, written to conf/method_experiment/<method>_strong.yaml (list that folder in pyproject's packages).
 tune-strong: $(STAMP)
-	OMP_NUM_THREADS=1 $(BIN)/python -m unlearn_bench.report.strong --results results/tune_strong --apply conf/method_experiment
+	OMP_NUM_THREADS=1 $(BIN)/python -m unlearn_bench.report.strong --results results/tune_strong --jobs 2 --apply conf/method_experiment
 
 # Poisoned unlearning requests (unlearn_bench/report/poison.py): the 18 fine-tuning methods x poison rates
 # {0, 0.05, 0.1, 0.25} x strategies retain/utility/neighbour (the rates each split can supply) x seeds 0-2, and the

@@ -143,13 +143,15 @@ def test_headline_patterns_and_fallback() -> None:
 
 
 def test_cost_columns_follow_every_benchs_headlines() -> None:
-    cost = [("cost", "inference_overhead"), ("cost", "seconds_per_question"), ("cost", "unlearn_seconds")]
+    cost = [("cost", "inference_overhead"), ("cost", "seconds_per_question"), ("cost", "unlearn_seconds"),
+            ("cost", "unlearn_seconds_per_step")]
     pairs = [("summary", "forget_quality"), *cost]
     assert [c.name for c in summary_columns("tofu", pairs)] == ["forget_quality", "cost/unlearn_seconds",
-                                                                "cost/inference_overhead"]
+                                                                "cost/unlearn_seconds_per_step", "cost/inference_overhead"]
     # the fallback (no headline present) lists every pair once, cost included
     assert [c.name for c in summary_columns("unknown-bench", [("a", "x"), *cost])] == [
-        "a/x", "cost/inference_overhead", "cost/seconds_per_question", "cost/unlearn_seconds"]
+        "a/x", "cost/inference_overhead", "cost/seconds_per_question", "cost/unlearn_seconds",
+        "cost/unlearn_seconds_per_step"]
 
 
 def test_main_reports_a_lone_failed_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -110,23 +110,36 @@ def model_identity(ctx: Context, role: str, model_dir: str) -> Any:
     return {"path": model_dir, "settings": ctx.model_settings()}
 
 
-def generated_forget_corpus(ctx: Context, target_dir: str, generation: dict[str, Any]) -> list[dict[str, Any]]:
-    """The forget corpus the target model writes (from cache when this model and `generation` made it before)."""
+def target_lm_stage(ctx: Context, target_dir: str, stage_name: str, key: dict[str, Any], filename: str,
+                    produce: Callable[[Any], Any]) -> tuple[Any, Path, bool]:
+    """`produce(lm)` on the target model (an `eval_lm`, torch seeded with `cfg.seed`), written as JSON to `filename`
+    of a cached stage keyed by the target model's identity and `key`; returns the parsed JSON, its path and
+    whether it came from cache. The target-model stages before unlearning (a generated forget corpus, generated
+    alternates, a poisoned request's losses) are all this."""
     cfg = ctx.cfg
-    # Sampled batches depend on their composition, so the batch size is part of the key.
-    key = {"model": model_identity(ctx, "target", target_dir), "generation": generation, "seed": cfg.seed,
-           "batch_size": cfg.eval.batch_size, "data_fingerprint": ctx.data_digest}
 
     def build(out: Path) -> None:
         model = loading.load_saved(target_dir, cfg.model).to(ctx.accelerator.device)
         tok = loading.load_tokenizer(target_dir, cfg.model)
         seed_everything(cfg.seed)
-        records = ctx.bench.generate_forget(eval_lm(model, tok, ctx.fmt, cfg.model.max_length, cfg.eval.batch_size))
-        (out / "forget_corpus.json").write_text(json.dumps(records, indent=1))
+        (out / filename).write_text(json.dumps(produce(eval_lm(model, tok, ctx.fmt, cfg.model.max_length,
+                                                               cfg.eval.batch_size)), indent=1))
 
-    path, hit = shared_stage(ctx.accelerator, cfg.paths.cache_dir, "forget_corpus", key, build)
-    log.info("generated forget corpus: %s (%s)", path / "forget_corpus.json", "reused from cache" if hit else "written")
-    return json.loads((path / "forget_corpus.json").read_text())
+    path, hit = shared_stage(ctx.accelerator, cfg.paths.cache_dir, stage_name,
+                             {"model": model_identity(ctx, "target", target_dir), **key}, build)
+    return json.loads((path / filename).read_text()), path / filename, hit
+
+
+def generated_forget_corpus(ctx: Context, target_dir: str, generation: dict[str, Any]) -> list[dict[str, Any]]:
+    """The forget corpus the target model writes (from cache when this model and `generation` made it before)."""
+    cfg = ctx.cfg
+    # Sampled batches depend on their composition, so the batch size is part of the key.
+    key = {"generation": generation, "seed": cfg.seed, "batch_size": cfg.eval.batch_size,
+           "data_fingerprint": ctx.data_digest}
+    records, path, hit = target_lm_stage(ctx, target_dir, "forget_corpus", key, "forget_corpus.json",
+                                         ctx.bench.generate_forget)
+    log.info("generated forget corpus: %s (%s)", path, "reused from cache" if hit else "written")
+    return records
 
 
 def generated_alternates(ctx: Context, target_dir: str, method: Any) -> list[list[str]]:
@@ -135,21 +148,16 @@ def generated_alternates(ctx: Context, target_dir: str, method: Any) -> list[lis
     them before, as the generated forget corpus is; `alternates.json` holds question, answer and alternates."""
     cfg = ctx.cfg
     forget = ctx.data.forget
-    key = {"model": model_identity(ctx, "target", target_dir), "generation": method.generation_key(),
-           "forget": [[qa.question, qa.answer] for qa in forget], "seed": cfg.seed, "batch_size": cfg.eval.batch_size,
-           "data_fingerprint": ctx.data_digest}
+    key = {"generation": method.generation_key(), "forget": [[qa.question, qa.answer] for qa in forget],
+           "seed": cfg.seed, "batch_size": cfg.eval.batch_size, "data_fingerprint": ctx.data_digest}
 
-    def build(out: Path) -> None:
-        model = loading.load_saved(target_dir, cfg.model).to(ctx.accelerator.device)
-        tok = loading.load_tokenizer(target_dir, cfg.model)
-        seed_everything(cfg.seed)
-        alternates = method.generate_alternates(eval_lm(model, tok, ctx.fmt, cfg.model.max_length, cfg.eval.batch_size), forget)
-        records = [{"question": qa.question, "answer": qa.answer, "alternates": alts} for qa, alts in zip(forget, alternates)]
-        (out / "alternates.json").write_text(json.dumps(records, indent=1))
+    def produce(lm: Any) -> list[dict[str, Any]]:
+        return [{"question": qa.question, "answer": qa.answer, "alternates": alts}
+                for qa, alts in zip(forget, method.generate_alternates(lm, forget))]
 
-    path, hit = shared_stage(ctx.accelerator, cfg.paths.cache_dir, "alternates", key, build)
-    log.info("generated alternates: %s (%s)", path / "alternates.json", "reused from cache" if hit else "written")
-    return [r["alternates"] for r in json.loads((path / "alternates.json").read_text())]
+    records, path, hit = target_lm_stage(ctx, target_dir, "alternates", key, "alternates.json", produce)
+    log.info("generated alternates: %s (%s)", path, "reused from cache" if hit else "written")
+    return [r["alternates"] for r in records]
 
 
 def evaluate_model(ctx: Context, model: Any, tokenizer: Any, reference: dict[str, Any] | None,

@@ -4,35 +4,22 @@ per request item (cached like the other target-model stages), the detector's fla
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
-from pathlib import Path
 
 from unlearn_bench.benchmarks.base import BenchData, Metric
-from unlearn_bench.evaluation.lm import eval_lm
-from unlearn_bench.models import loading
-from unlearn_bench.pipeline.context import Context, model_identity
+from unlearn_bench.pipeline.context import Context, target_lm_stage
 from unlearn_bench.poison.screen import retain_similarity, screen_flags, screen_metrics
-from unlearn_bench.runtime.device import shared_stage
 
 log = logging.getLogger(__name__)
 
 
 def request_losses(ctx: Context, target_dir: str) -> list[float]:
     """The target model's answer loss on every item of the forget request, from cache when computed before."""
-    cfg = ctx.cfg
     forget = ctx.data.forget
-    key = {"model": model_identity(ctx, "target", target_dir), "request": [[qa.question, qa.answer] for qa in forget],
-           "max_length": cfg.model.max_length}
-
-    def build(out: Path) -> None:
-        model = loading.load_saved(target_dir, cfg.model).to(ctx.accelerator.device)
-        tok = loading.load_tokenizer(target_dir, cfg.model)
-        losses = eval_lm(model, tok, ctx.fmt, cfg.model.max_length, cfg.eval.batch_size).answer_losses(forget)
-        (out / "losses.json").write_text(json.dumps(losses))
-
-    path, _ = shared_stage(ctx.accelerator, cfg.paths.cache_dir, "poison_screen", key, build)
-    return json.loads((path / "losses.json").read_text())
+    key = {"request": [[qa.question, qa.answer] for qa in forget], "max_length": ctx.cfg.model.max_length}
+    losses, _, _ = target_lm_stage(ctx, target_dir, "poison_screen", key, "losses.json",
+                                   lambda lm: lm.answer_losses(forget))
+    return losses
 
 
 def screened_request(ctx: Context, target_dir: str) -> tuple[BenchData, list[Metric]]:

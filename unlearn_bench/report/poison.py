@@ -21,7 +21,6 @@ import logging
 import math
 import os
 import subprocess
-import sys
 from pathlib import Path
 from typing import Sequence
 
@@ -32,6 +31,7 @@ from unlearn_bench.report.configs import run_fields
 from unlearn_bench.report.tables import collect_runs, markdown_table
 from unlearn_bench.report.tuning import SPACES
 from unlearn_bench.store.results import atomic_write_text
+from unlearn_bench.report.multirun import multirun_command
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +41,9 @@ SCREEN_RATE = 0.1
 SEEDS = (0, 1, 2)
 PER = 0.1                         # slopes are given per 10% poison
 FIELDS = {"rate": "bench.poison.rate", "strategy": "bench.poison.strategy", "screen": "bench.poison.screen"}
+
+
+LOST = "_utility_lost"  # damage_table's numeric mean of "utility lost per 10% poison"
 
 
 def feasible_rates(strategy: str) -> list[float]:
@@ -69,10 +72,7 @@ def sweeps(methods: Sequence[str], seeds: Sequence[int]) -> list[dict[str, str]]
 
 
 def sweep_command(overrides: dict[str, str], results_dir: Path, jobs: int, name: str) -> list[str]:
-    cli = Path(sys.executable).parent / "unlearn-bench"  # the console script of this environment
-    launcher = [f"hydra/launcher=local", f"hydra.launcher.n_jobs={jobs}"] if jobs > 1 else []
-    return [str(cli), "-m", "experiment=poison", *launcher, *(f"{k}={v}" for k, v in overrides.items()),
-            f"paths.results_dir={results_dir}", f"hydra.sweep.dir={results_dir}/multirun/{name}"]
+    return multirun_command(["experiment=poison", *(f"{k}={v}" for k, v in overrides.items())], results_dir, name, jobs)
 
 
 def poison_runs(results_dir: Path) -> pd.DataFrame:
@@ -135,7 +135,8 @@ def slope_per_10(group: pd.DataFrame, column: str) -> float:
 def damage_table(runs: pd.DataFrame) -> pd.DataFrame:
     """Per method and strategy: model utility lost per 10% poison (mean and 95% t-interval over the seeds' slopes),
     the utility at rate 0 and at the highest rate run, and at `SCREEN_RATE` the ROUGE-L lost on the clean forget
-    split (the forgetting asked for) beside that lost on the poisoned items (the collateral damage)."""
+    split (the forgetting asked for) beside that lost on the poisoned items (the collateral damage). The mean loss
+    is also kept as a number (`LOST`), for ordering; `markdown_table` is given the table without it."""
     rows = []
     for (method, strategy), group in with_unpoisoned(runs).groupby(["method", "strategy"]):
         slopes = [slope_per_10(g, "summary/model_utility") for _, g in group.groupby("seed")]
@@ -148,9 +149,8 @@ def damage_table(runs: pd.DataFrame) -> pd.DataFrame:
                      "utility at highest rate": f"{group.loc[group['rate'] == top_rate, 'summary/model_utility'].mean():.3f} ({top_rate:g})",
                      f"ROUGE-L lost at {SCREEN_RATE:g}: forget / poisoned":
                          f"{(at['target:forget/rouge'] - at['forget/rouge']).mean():.3f} / {collateral(at).mean():.3f}",
-                     "_sort": mean})
-    table = pd.DataFrame(rows)
-    return table.sort_values(["strategy", "_sort"], ascending=[True, False]).drop(columns="_sort")
+                     LOST: mean})
+    return pd.DataFrame(rows).sort_values(["strategy", LOST], ascending=[True, False])
 
 
 def proportion(values: pd.Series) -> str:
@@ -162,7 +162,7 @@ def proportion(values: pd.Series) -> str:
 def wide_damage_table(damage: pd.DataFrame) -> pd.DataFrame:
     """`damage_table`'s utility lost per 10% poison, a column per strategy, methods in the order of the worst."""
     wide = damage.pivot(index=["method", "intent"], columns="strategy", values="utility lost per 10% poison")
-    worst = damage.assign(_v=damage["utility lost per 10% poison"].str.split().str[0].astype(float)).groupby("method")["_v"].max()
+    worst = damage.groupby("method")[LOST].max()
     wide = wide.reset_index()
     return wide.iloc[np.argsort(-worst.reindex(wide["method"]).to_numpy(), kind="stable")].rename(
         columns={s: f"{s}: utility lost per 10%" for s in damage["strategy"].unique()})
@@ -243,7 +243,7 @@ def write_poison_report(results_dir: Path) -> list[Path]:
             "Model utility lost per 10% poison: minus the least-squares slope of model utility over the rates, per "
             "seed; mean and 95% t-interval over seeds. Poison is added to the whole forget split, which is scored "
             "as forget unchanged.\n\n" + markdown_table(wide_damage_table(damage)) +
-            "\n\n## Per method and strategy\n\n" + markdown_table(damage) +
+            "\n\n## Per method and strategy\n\n" + markdown_table(damage.drop(columns=LOST)) +
             f"\n\n## The detector at rate {SCREEN_RATE:g} (bench.poison.screen=true drops what it flags)\n\n"
             "Utility lost: the target's model utility minus the unlearned model's, mean over methods and seeds.\n\n"
             + (markdown_table(detector) if not (detector := detector_table(runs)).empty else "No screened runs yet.") + "\n")

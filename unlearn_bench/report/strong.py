@@ -8,7 +8,7 @@ method, among the points whose `none` share (forget ROUGE-L: (unlearned - retain
 the verdict threshold and that pass the utility gate (model utility and retain ROUGE-L >= `eval.diag.min_utility`
 x the target's), the one of highest retain ROUGE-L (the least damage that forgets).
 
-    python -m unlearn_bench.report.strong [--results results/tune_strong] [--methods ga npo ...] [--apply conf/method_experiment]
+    python -m unlearn_bench.report.strong [--results results/tune_strong] [--methods ga npo ...] [--jobs 2] [--apply conf/method_experiment]
 
 writes `<results>/strong.md` (every point, the chosen one marked); `--apply` writes each choice to
 `<dir>/<method>_strong.yaml`, which `experiment=strong` loads over the method's config (conf/config.yaml's
@@ -20,7 +20,6 @@ import argparse
 import logging
 import math
 import subprocess
-import sys
 from pathlib import Path
 from typing import Sequence
 
@@ -31,6 +30,7 @@ from unlearn_bench.report.tables import markdown_table
 from unlearn_bench.report.objective import Point
 from unlearn_bench.report.tuning import SPACES, TUNE_OVERRIDES, collect_points
 from unlearn_bench.store.results import atomic_write_text
+from unlearn_bench.report.multirun import multirun_command
 
 log = logging.getLogger(__name__)
 
@@ -42,12 +42,11 @@ STRONG_GRID: dict[str, dict[str, list[float]]] = {name: {"lr": _LR, "epochs": _E
 STRONG_GRID["rmu"] = {"lr": [3e-2, 1e-1], "epochs": _EPOCHS}
 
 
-def sweep_command(method: str, grid: dict[str, list[float]], results_dir: Path) -> list[str]:
-    """A grid sweep (Hydra's basic sweeper) on `make tune`'s world and settings."""
+def sweep_command(method: str, grid: dict[str, list[float]], results_dir: Path, jobs: int = 1) -> list[str]:
+    """A grid sweep (Hydra's basic sweeper) on `make tune`'s world and settings, `jobs` runs at a time."""
     values = {key: ",".join(f"{v:g}" for v in vs) for key, vs in grid.items()}
-    cli = Path(sys.executable).parent / "unlearn-bench"  # the console script of this environment
-    return [str(cli), "-m", f"method={method}", *(f"method.{key}={v}" for key, v in values.items()), *TUNE_OVERRIDES,
-            f"paths.results_dir={results_dir}", f"hydra.sweep.dir={results_dir}/multirun/{method}"]
+    return multirun_command([f"method={method}", *(f"method.{key}={v}" for key, v in values.items()), *TUNE_OVERRIDES],
+                            results_dir, method, jobs)
 
 
 def none_share(point: Point, target: Point, retain: Point) -> float:
@@ -99,6 +98,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m unlearn_bench.report.strong", description=__doc__.splitlines()[0])
     parser.add_argument("--results", type=Path, default=Path("results/tune_strong"))
     parser.add_argument("--methods", nargs="*", default=list(STRONG_GRID), choices=list(STRONG_GRID))
+    parser.add_argument("--jobs", type=int, default=1, help="runs at a time (Hydra's local launcher; one thread each)")
     parser.add_argument("--report-only", action="store_true", help="only write strong.md from finished runs")
     parser.add_argument("--apply", type=Path, default=None, metavar="DIR",
                         help="write each method's choice to DIR/<method>_strong.yaml (conf/method_experiment)")
@@ -106,7 +106,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     if not args.report_only:
         for method in args.methods:
-            subprocess.run(sweep_command(method, STRONG_GRID[method], args.results), check=False)
+            subprocess.run(sweep_command(method, STRONG_GRID[method], args.results, args.jobs), check=False)
             write_strong(args.results)  # results as they arrive
     print(write_strong(args.results))
     if args.apply is not None:

@@ -95,7 +95,8 @@ MEDIAN_RANGE_COLUMNS = frozenset({"forget_quality"})
 
 # Every bench: what a method costs (evaluation/cost.py), so inference-time methods show what they trade.
 # (cost/diagnose_seconds is not one: it includes the baselines' attacks in whichever run computed them first.)
-COST_HEADLINES = (Headline("cost", "unlearn_seconds"), Headline("cost", "inference_overhead"))
+COST_HEADLINES = (Headline("cost", "unlearn_seconds"), Headline("cost", "unlearn_seconds_per_step"),
+                  Headline("cost", "inference_overhead"))
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import logging
 import subprocess
-import sys
 import warnings
 from dataclasses import dataclass
 from importlib.resources import files
@@ -36,6 +35,7 @@ from unlearn_bench.report.objective import UTILITY_FRACTION, Point, admissible, 
 from unlearn_bench.report.plots import GOOD_FORGET_QUALITY
 from unlearn_bench.report.tables import collect_runs, markdown_table
 from unlearn_bench.store.results import atomic_write_text
+from unlearn_bench.report.multirun import multirun_command
 
 log = logging.getLogger(__name__)
 
@@ -84,11 +84,10 @@ def study_name(method: str) -> str:
 
 
 def sweep_command(method: str, space: Space, results_dir: Path, n_trials: int, seed: int) -> list[str]:
-    cli = Path(sys.executable).parent / "unlearn-bench"  # the console script of this environment
-    return [str(cli), "-m", "hydra/sweeper=tune", f"hydra.sweeper.n_trials={n_trials}",
-            f"hydra.sweeper.sampler.seed={seed}", f"hydra.sweeper.study_name={study_name(method)}",
-            f"hydra.sweeper.storage.path={results_dir / STORAGE}", f"method={method}", *space.overrides(),
-            *TUNE_OVERRIDES, f"paths.results_dir={results_dir}", f"hydra.sweep.dir={results_dir}/multirun/{method}"]
+    return multirun_command(["hydra/sweeper=tune", f"hydra.sweeper.n_trials={n_trials}",
+                             f"hydra.sweeper.sampler.seed={seed}", f"hydra.sweeper.study_name={study_name(method)}",
+                             f"hydra.sweeper.storage.path={results_dir / STORAGE}", f"method={method}",
+                             *space.overrides(), *TUNE_OVERRIDES], results_dir, method)
 
 
 def current_params(method: str, space: Space) -> dict[str, Any]:
