@@ -28,9 +28,9 @@ def two_threads(monkeypatch):
     torch.set_num_threads(before)
 
 
-def context(compose_cfg, tmp_path, name: str, parallel: bool) -> tuple[Context, object]:
+def context(compose_cfg, tmp_path, name: str, parallel: bool, extra: tuple[str, ...] = ()) -> tuple[Context, object]:
     cfg = compose_cfg(["experiment=smoke", f"paths.cache_dir={tmp_path / name}", f"parallel_finetune={parallel}",
-                       "model.finetune.max_steps=20"])
+                       "model.finetune.max_steps=20", *extra])
     bench = build_benchmark(cfg.bench)
     data = bench.data()
     ctx = Context(cfg, bench, data, PromptFormat(cfg.model.prompt_format), make_accelerator(cpu=True))
@@ -70,6 +70,24 @@ def test_side_by_side_models_are_the_sequential_ones_bit_for_bit(compose_cfg, tm
         assert max((a[k] - c[k]).abs().max().item() for k in a) < 1e-4, role  # rounding, not another model
     # with both models cached there is nothing left to run side by side
     assert not worthwhile(parallel_ctx)
+
+
+def test_the_exact_control_trains_there_after_retain_ready(compose_cfg, tmp_path, two_threads) -> None:
+    """With control:exact asked for, the block can go on once the retain model is cached: the child trains the
+    exact control's model (the retain recipe at the next seed) while this process keeps one thread, until
+    `finish`, which gives the threads back."""
+    from unlearn_bench.pipeline.controls import exact_context
+
+    ctx, tok = context(compose_cfg, tmp_path, "exact", True, ("eval.diagnostics=[relearn]", "eval.diag.controls=[exact]"))
+    exact_entry = entry_path(ctx.cfg.paths.cache_dir, "finetune", exact_context(ctx).model_key("retain"))
+    with retain_alongside(ctx, tok) as side:
+        finetuned_model(ctx, "target", ctx.data.target_train, tok)
+        side.retain_ready()
+        assert entry_path(ctx.cfg.paths.cache_dir, "finetune", ctx.model_key("retain")).is_dir()
+        assert torch.get_num_threads() == 1  # the child may still be training: the other thread is its
+        side.finish()
+        assert exact_entry.is_dir() and torch.get_num_threads() == 2
+        side.finish()  # once more: nothing left to wait for
 
 
 def test_a_failed_retain_process_raises_with_its_error(compose_cfg, tmp_path, two_threads) -> None:

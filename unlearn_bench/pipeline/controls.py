@@ -86,9 +86,12 @@ def trained_from(ctx: Context, name: str, start_dir: str, start_key: Any, exampl
     return str(path), key
 
 
-def build_controls(ctx: Context, tokenizer: Any, target_dir: str, retain_dir: str, retain_eval: Any) -> list[Control]:
+def build_controls(ctx: Context, tokenizer: Any, target_dir: str, retain_dir: str, retain_eval: Any,
+                   exact_ready: Callable[[], None] = lambda: None) -> list[Control]:
     """Every control of `eval.diag.controls`, each a Subject with its own weights and evaluation, or the reason
-    it could not be built. `tokenizer`: the target's."""
+    it could not be built. `tokenizer`: the target's. Exact is built last, after `exact_ready()` (the side
+    process that may be training its model, `side_process.Alongside.finish`), so that the others train here
+    meanwhile."""
     cfg = ctx.cfg
     device = ctx.accelerator.device
     target_key, retain_key = model_identity(ctx, "target", target_dir), model_identity(ctx, "retain", retain_dir)
@@ -113,6 +116,7 @@ def build_controls(ctx: Context, tokenizer: Any, target_dir: str, retain_dir: st
         if not finetunes(cfg.model):
             raise Unavailable("fine-tuning is off (model.finetune): there is no retain recipe to rerun at another seed")
         other = exact_context(ctx)
+        exact_ready()
         path = finetuned_model(other, "retain", ctx.data.retain_train, tokenizer)
         return Control("exact", subject("exact", path, model_identity(other, "retain", path)))
 
@@ -143,11 +147,11 @@ def build_controls(ctx: Context, tokenizer: Any, target_dir: str, retain_dir: st
         return Control("collapsed", Subject(PREFIX + "collapsed", lambda: load()[0].to(device), evaluation, key))
 
     builders = {"exact": exact, "refusal": refusal, "partial": partial, "collapsed": collapsed}
-    out = []
-    for name in cfg.eval.diag.controls:
+    built = {}
+    for name in sorted(cfg.eval.diag.controls, key=lambda n: n == "exact"):
         try:
-            out.append(builders[name]())
+            built[name] = builders[name]()
         except Unavailable as e:
             log.warning("%s%s not run: %s", PREFIX, name, e)
-            out.append(Control(name, None, str(e)))
-    return out
+            built[name] = Control(name, None, str(e))
+    return [built[name] for name in cfg.eval.diag.controls]

@@ -114,7 +114,8 @@ def run(cfg: DictConfig) -> RunRecord:
 
     tokenizer = loading.base_tokenizer(cfg.model, data.tokenizer_corpus)
     validation.check_prompt_format(fmt, tokenizer, cfg.model)
-    with side_process.retain_alongside(ctx, tokenizer):  # on CPU, the retain model trains in a second process
+    # on CPU, the retain model (and control:exact) trains in a second process, ended with this block
+    with side_process.retain_alongside(ctx, tokenizer) as side:
         target_dir = finetuned_model(ctx, "target", data.target_train, tokenizer)
         if isinstance(bench, GeneratesForgetCorpus) and (generation := bench.generation_key()) is not None:
             ctx.data = bench.with_generated_forget(data, generated_forget_corpus(ctx, target_dir, generation))
@@ -125,78 +126,83 @@ def run(cfg: DictConfig) -> RunRecord:
             ctx.data, screen_rows = screened_request(ctx, target_dir)
         if method.alternate == "generated" and not cfg.model.unlearned_path:  # a given checkpoint trains nothing
             ctx.data = dataclasses.replace(ctx.data, generated_alternates=generated_alternates(ctx, target_dir, method))
-    retain_dir = finetuned_model(ctx, "retain", data.retain_train, tokenizer)
-    retain_eval = cached_eval(ctx, "retain", retain_dir, SELF_REFERENCE)
-    if target_dir == retain_dir:  # a pretrained model used as is is its own retain reference (RWKU, WMDP)
-        target_eval = retain_eval
-    else:
-        target_eval = cached_eval(ctx, "target", target_dir, retain_eval.reference_data, reference_model=retain_dir)
+        side.retain_ready()  # control:exact may still train there, beside what follows (side_process)
+        retain_dir = finetuned_model(ctx, "retain", data.retain_train, tokenizer)
+        retain_eval = cached_eval(ctx, "retain", retain_dir, SELF_REFERENCE)
+        if target_dir == retain_dir:  # a pretrained model used as is is its own retain reference (RWKU, WMDP)
+            target_eval = retain_eval
+        else:
+            target_eval = cached_eval(ctx, "target", target_dir, retain_eval.reference_data, reference_model=retain_dir)
 
-    if getattr(method, "evaluates_as_is", False) and not cfg.model.unlearned_path:  # method=none: the target itself
-        record = RunRecord(status="ok", run_id=run_id, config_hash=run_id, seconds=round(time.time() - start, 1),
+        if getattr(method, "evaluates_as_is", False) and not cfg.model.unlearned_path:  # method=none: the target itself
+            record = RunRecord(status="ok", run_id=run_id, config_hash=run_id, seconds=round(time.time() - start, 1),
+                               **run_identity(cfg, fingerprint))
+            # Without model.retain_path there is no retain model: its evaluation is the model's own, whose rows
+            # carry the method's name only (the reference is the model itself or bench.retain_logs_path).
+            baselines = {"retain": retain_eval} if retain_dir != target_dir else {}
+            rows = metric_rows(cfg, run_id, baselines, target_eval, "ok")
+            on_main(ctx.accelerator, lambda: write_run(run_dir, cfg, record, rows, target_eval, [],
+                                                       provenance.collect(started, ctx.accelerator, fingerprint)))
+            return record
+        tokenizer = loading.load_tokenizer(target_dir, cfg.model)
+        seed_everything(cfg.seed)
+        unlearn_start = time.time()
+        if cfg.model.unlearned_path:  # a given unlearned checkpoint: nothing to train, the target's tokenizer scores it
+            log.info("unlearned model: %s (model.unlearned_path)", cfg.model.unlearned_path)
+            model = loading.load_saved(cfg.model.unlearned_path, cfg.model)
+            validation.check_same_vocabulary(model, tokenizer, cfg.model.unlearned_path)
+            result = TrainResult("ok", 0)
+        else:
+            model = loading.load_saved(target_dir, cfg.model)
+            with stage(f"unlearn:{cfg.method.name}"):
+                result = recipes.unlearn(model, tokenizer, method, cfg.method, ctx.data, ctx.fmt, cfg.model.max_length,
+                                        cfg.seed, ctx.accelerator, lora_cfg=cfg.model.lora)
+        unlearn_time = time.time() - unlearn_start
+        record = RunRecord(status=result.status, run_id=run_id, config_hash=run_id, error=result.message or None,
                            **run_identity(cfg, fingerprint))
-        # Without model.retain_path there is no retain model: its evaluation is the model's own, whose rows
-        # carry the method's name only (the reference is the model itself or bench.retain_logs_path).
-        baselines = {"retain": retain_eval} if retain_dir != target_dir else {}
-        rows = metric_rows(cfg, run_id, baselines, target_eval, "ok")
-        on_main(ctx.accelerator, lambda: write_run(run_dir, cfg, record, rows, target_eval, [],
-                                                   provenance.collect(started, ctx.accelerator, fingerprint)))
+        model = whole_model(ctx.accelerator, model)  # gathered if the engine shards it
+        wrapper = recipes.inference_wrapper(method, model, tokenizer) if result.status == "ok" else None
+
+        def evaluate_and_write() -> None:  # on the main process; the others wait (device.on_main)
+            if result.status == "ok" and (reason := collapse_reason(model, tokenizer, ctx.fmt, cfg.model.max_length,
+                                                                    ctx.data.retain or ctx.data.forget)):
+                log.warning("unlearned model is unusable: %s; recording the run as diverged", reason)
+                record.status, record.error = "diverged", reason
+            unlearned_eval = None
+            if record.status == "ok":
+                with stage("evaluate:unlearned"):
+                    unlearned_eval = evaluate_model(ctx, model, tokenizer, retain_eval.reference_data, wrapper)
+                unlearned_eval.metrics += (stages.question_metrics(method, ctx.bench)
+                                           + cost.unlearn_rows(unlearn_time, result.steps))
+                unlearned_eval.metrics += screen_rows
+                unlearned_eval.metrics += cost.cost_metrics(model, tokenizer, ctx.fmt, cfg.model.max_length,
+                                                            cfg.eval.batch_size, wrapper, ctx.data, cfg.eval.cost,
+                                                            cfg.bench.get("max_new_tokens", 32))
+            diag_rows = []
+            if unlearned_eval is not None and cfg.eval.diagnostics:
+                diag_start = time.time()
+                diag_ctx = dataclasses.replace(ctx, accelerator=SingleProcess(ctx.accelerator))
+                with stage("controls"):  # trained and evaluated once per configuration, then read from cache
+                    controls = (build_controls(diag_ctx, tokenizer, target_dir, retain_dir, retain_eval, side.finish)
+                                if attacks_run(ctx) else [])
+                with stage("diagnose"):
+                    diag_rows = run_diagnostics(
+                        diag_ctx, model, tokenizer, run_id, lambda: build_method(cfg.method),
+                        {"unlearned": unlearned_eval, "finetuned": target_eval, "retain": retain_eval},
+                        {"finetuned": target_dir, "retain": retain_dir}, wrapper,
+                        {"finetuned": model_identity(ctx, "target", target_dir),
+                         "retain": model_identity(ctx, "retain", retain_dir)},
+                        controls)
+                unlearned_eval.metrics.append(cost.diagnose_seconds(time.time() - diag_start))
+            rows = metric_rows(cfg, run_id, {"finetuned": target_eval, "retain": retain_eval}, unlearned_eval,
+                               record.status)
+            rows += diag_rows
+            record.seconds = round(time.time() - start, 1)
+            write_run(run_dir, cfg, record, rows, unlearned_eval, result.history,
+                      provenance.collect(started, ctx.accelerator, fingerprint))
+
+        on_main(ctx.accelerator, evaluate_and_write)
         return record
-    tokenizer = loading.load_tokenizer(target_dir, cfg.model)
-    seed_everything(cfg.seed)
-    unlearn_start = time.time()
-    if cfg.model.unlearned_path:  # a given unlearned checkpoint: nothing to train, the target's tokenizer scores it
-        log.info("unlearned model: %s (model.unlearned_path)", cfg.model.unlearned_path)
-        model = loading.load_saved(cfg.model.unlearned_path, cfg.model)
-        validation.check_same_vocabulary(model, tokenizer, cfg.model.unlearned_path)
-        result = TrainResult("ok", 0)
-    else:
-        model = loading.load_saved(target_dir, cfg.model)
-        with stage(f"unlearn:{cfg.method.name}"):
-            result = recipes.unlearn(model, tokenizer, method, cfg.method, ctx.data, ctx.fmt, cfg.model.max_length,
-                                    cfg.seed, ctx.accelerator, lora_cfg=cfg.model.lora)
-    unlearn_time = time.time() - unlearn_start
-    record = RunRecord(status=result.status, run_id=run_id, config_hash=run_id, error=result.message or None,
-                       **run_identity(cfg, fingerprint))
-    model = whole_model(ctx.accelerator, model)  # gathered if the engine shards it
-    wrapper = recipes.inference_wrapper(method, model, tokenizer) if result.status == "ok" else None
-
-    def evaluate_and_write() -> None:  # on the main process; the others wait (device.on_main)
-        if result.status == "ok" and (reason := collapse_reason(model, tokenizer, ctx.fmt, cfg.model.max_length,
-                                                                ctx.data.retain or ctx.data.forget)):
-            log.warning("unlearned model is unusable: %s; recording the run as diverged", reason)
-            record.status, record.error = "diverged", reason
-        unlearned_eval = None
-        if record.status == "ok":
-            with stage("evaluate:unlearned"):
-                unlearned_eval = evaluate_model(ctx, model, tokenizer, retain_eval.reference_data, wrapper)
-            unlearned_eval.metrics += stages.question_metrics(method, ctx.bench) + cost.unlearn_rows(unlearn_time, result.steps)
-            unlearned_eval.metrics += screen_rows
-            unlearned_eval.metrics += cost.cost_metrics(model, tokenizer, ctx.fmt, cfg.model.max_length,
-                                                        cfg.eval.batch_size, wrapper, ctx.data, cfg.eval.cost,
-                                                        cfg.bench.get("max_new_tokens", 32))
-        diag_rows = []
-        if unlearned_eval is not None and cfg.eval.diagnostics:
-            diag_start = time.time()
-            diag_ctx = dataclasses.replace(ctx, accelerator=SingleProcess(ctx.accelerator))
-            with stage("controls"):  # trained and evaluated once per configuration, then read from cache
-                controls = build_controls(diag_ctx, tokenizer, target_dir, retain_dir, retain_eval) if attacks_run(ctx) else []
-            with stage("diagnose"):
-                diag_rows = run_diagnostics(
-                    diag_ctx, model, tokenizer, run_id, lambda: build_method(cfg.method),
-                    {"unlearned": unlearned_eval, "finetuned": target_eval, "retain": retain_eval},
-                    {"finetuned": target_dir, "retain": retain_dir}, wrapper,
-                    {"finetuned": model_identity(ctx, "target", target_dir), "retain": model_identity(ctx, "retain", retain_dir)},
-                    controls)
-            unlearned_eval.metrics.append(cost.diagnose_seconds(time.time() - diag_start))
-        rows = metric_rows(cfg, run_id, {"finetuned": target_eval, "retain": retain_eval}, unlearned_eval, record.status)
-        rows += diag_rows
-        record.seconds = round(time.time() - start, 1)
-        write_run(run_dir, cfg, record, rows, unlearned_eval, result.history,
-                  provenance.collect(started, ctx.accelerator, fingerprint))
-
-    on_main(ctx.accelerator, evaluate_and_write)
-    return record
 
 
 def as_is_config(cfg: DictConfig) -> DictConfig:

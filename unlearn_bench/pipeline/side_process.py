@@ -9,7 +9,9 @@ trains on one thread, and a one-thread sequential run gives the same weights bit
 order follows the thread count.
 
 When the diagnose stage asks for `control:exact` (the retain recipe at another seed, `pipeline.controls`), the
-child trains that model too, after the retain model: three fine-tunes then share the two cores.
+child trains that model too, after the retain model, while this process evaluates, unlearns and builds the
+other controls on its own thread (`Alongside.retain_ready` waits for the retain model only, `Alongside.finish`
+for the rest): three fine-tunes and the run's other work then share the two cores.
 
 Off (`parallel_finetune=false`) or not worthwhile: on CUDA, under `accelerate launch`, with one thread, for a
 fine-tune of fewer than `MIN_STEPS` steps, when either model is already cached, when the retain model is given
@@ -34,6 +36,7 @@ log = logging.getLogger(__name__)
 # The child takes about 7 s to import torch and transformers; below 500 steps (15 s of the tiny model at 33.8
 # steps/s, two threads) it saves less than that.
 MIN_STEPS = 500
+RETAIN_DONE = "retain"  # the child's message once the retain model is in the cache ("ok" when it is done)
 LOG_FORMAT = "[%(asctime)s][%(name)s][%(levelname)s] - (retain process) %(message)s"
 
 
@@ -60,12 +63,62 @@ def worthwhile(ctx: Any) -> bool:
                    for role in ("target", "retain"))
 
 
+class Alongside:
+    """The second process, seen from this one: `retain_ready()` waits until the retain model is in the cache (the
+    child may go on with control:exact), `finish()` until the child is done, then gives back this process's
+    threads; both raise the child's error. Without a child (not worthwhile) both return at once."""
+
+    def __init__(self, child: Any = None, receive: Any = None, threads: int = 0) -> None:
+        self.child, self.receive, self.threads = child, receive, threads
+        self.retain_done = child is None
+
+    def _message(self) -> str:
+        try:
+            return self.receive.recv()
+        except EOFError:  # the child ended without a word (killed)
+            self.child.join()
+            return f"exit code {self.child.exitcode}"
+
+    def _failed(self, message: str) -> RuntimeError:
+        self.stop()
+        return RuntimeError(f"fine-tuning the retain model in a second process failed: {message}")
+
+    def retain_ready(self) -> None:
+        if self.retain_done:
+            return
+        if (message := self._message()) != RETAIN_DONE:
+            raise self._failed(message)
+        self.retain_done = True
+
+    def finish(self) -> None:
+        if self.child is None:
+            return
+        self.retain_ready()
+        message = self._message()
+        self.child.join()
+        if message != "ok" or self.child.exitcode != 0:
+            raise self._failed(message)
+        self.stop()
+
+    def stop(self) -> None:
+        """Ends the child (if still running) and gives back the threads; an error in this process calls it."""
+        if self.child is None:
+            return
+        if self.child.is_alive():
+            self.child.terminate()
+        self.child.join()
+        self.child = None
+        self.retain_done = True
+        torch.set_num_threads(self.threads)
+
+
 @contextlib.contextmanager
-def retain_alongside(ctx: Any, tokenizer: Any) -> Iterator[None]:
-    """Fine-tunes the retain model in a spawned process, with half the threads, for the duration of the block
-    (the target's fine-tuning); on leaving, waits for it and raises its error. An error in the block stops it."""
+def retain_alongside(ctx: Any, tokenizer: Any) -> Iterator[Alongside]:
+    """Fine-tunes the retain model (and control:exact, when asked for) in a spawned process with half the
+    threads, this process keeping the other half until `Alongside.finish()` or the end of the block, which waits
+    for it and raises its error. An error in the block stops it."""
     if not worthwhile(ctx):
-        yield
+        yield Alongside()
         return
     threads = torch.get_num_threads()
     child_threads = threads // 2
@@ -84,18 +137,13 @@ def retain_alongside(ctx: Any, tokenizer: Any) -> Iterator[None]:
     torch.set_num_threads(threads - child_threads)
     log.info("retain model: fine-tuning in a second process (%d thread%s) while the target trains (%d)",
              child_threads, "s" * (child_threads > 1), threads - child_threads)
+    side = Alongside(child, receive, threads)
     try:
-        yield
+        yield side
     except BaseException:
-        child.terminate()
-        child.join()
+        side.stop()
         raise
-    finally:
-        torch.set_num_threads(threads)
-    child.join()
-    message = receive.recv() if receive.poll() else f"exit code {child.exitcode}"
-    if child.exitcode != 0:
-        raise RuntimeError(f"fine-tuning the retain model in a second process failed: {message}")
+    side.finish()
 
 
 def finetune_retain(payload: Any, threads: int, send: Any, parent: int) -> None:
@@ -115,6 +163,7 @@ def finetune_retain(payload: Any, threads: int, send: Any, parent: int) -> None:
         ctx, tokenizer = payload.get()
         ctx = dataclasses.replace(ctx, accelerator=make_accelerator(cpu=True))
         finetuned_model(ctx, "retain", ctx.data.retain_train, tokenizer)
+        send.send(RETAIN_DONE)
         if wants_exact(ctx):
             finetuned_model(exact_context(ctx), "retain", ctx.data.retain_train, tokenizer)
     except BaseException as e:
