@@ -194,6 +194,43 @@ def case_rows(c: Case, row: Callable[..., MetricRow]) -> list[MetricRow]:
     return out
 
 
+def diag_inputs(ctx: Any, tokenizer: Any, evals: Mapping[str, EvalOutput], model_dirs: Mapping[str, Path],
+                new_method: Callable[[], Any]) -> DiagInputs:
+    settings: DiagnosticsConfig = OmegaConf.to_object(ctx.cfg.eval.diag)
+    return DiagInputs(ctx.cfg, settings, ctx.bench, ctx.data, ctx.fmt, ctx.accelerator, tokenizer, evals, model_dirs,
+                      new_method)
+
+
+def reference_subjects(inputs: DiagInputs, model_keys: Mapping[str, Any]) -> dict[str, Subject]:
+    """The fine-tuned target and the retain model as attacked subjects, loaded from their saved folders."""
+    device = inputs.accelerator.device
+
+    def saved(role: str) -> Callable[[], Any]:
+        return lambda: loading.load_saved(inputs.model_dirs[role], inputs.cfg.model).to(device)
+
+    return {role: Subject(role, saved(role), inputs.evals[role], model_keys.get(role)) for role in ("finetuned", "retain")}
+
+
+def run_attacks(inputs: DiagInputs, attack_names: Sequence[str]) -> list[Attack]:
+    """`none` and every attack of `attack_names`, each with its settings."""
+    return [no_attack(inputs)] + [a for name in attack_names for a in ATTACKS[name](inputs, getattr(inputs.settings, name))]
+
+
+def prescore_references(ctx: Any, tokenizer: Any, evals: Mapping[str, EvalOutput], model_dirs: Mapping[str, Path],
+                        model_keys: Mapping[str, Any]) -> None:
+    """The fine-tuned and retain models' attacked scores into the cache (`diag_scores`), where the diagnose stage
+    then reads them: the runner calls it while control:exact may still train in the side process, so that this
+    process's share of the work is done meanwhile. Same attacks, seeds and keys as `run_diagnostics`."""
+    inputs = diag_inputs(ctx, tokenizer, evals, model_dirs, lambda: None)
+    attack_names = [n for n in ctx.cfg.eval.diagnostics if n in ATTACKS]
+    if not attack_names or not inputs.is_qa():
+        return
+    attacks = run_attacks(inputs, attack_names)
+    for subject in reference_subjects(inputs, model_keys).values():
+        if subject.cache_key is not None:  # uncached scores would only be computed twice
+            score_subject(inputs, attacks, subject)
+
+
 def run_diagnostics(ctx: Any, model: Any, tokenizer: Any, run_id: str, new_method: Callable[[], Any],
                     evals: Mapping[str, EvalOutput], model_dirs: Mapping[str, Path],
                     wrapper: InferenceWrapper | None = None, model_keys: Mapping[str, Any] | None = None,
@@ -208,9 +245,8 @@ def run_diagnostics(ctx: Any, model: Any, tokenizer: Any, run_id: str, new_metho
     cfg = ctx.cfg
     names = list(cfg.eval.diagnostics)
     check_names(names)
-    settings: DiagnosticsConfig = OmegaConf.to_object(cfg.eval.diag)
-    inputs = DiagInputs(cfg, settings, ctx.bench, ctx.data, ctx.fmt, ctx.accelerator, tokenizer, evals, model_dirs,
-                        new_method)
+    inputs = diag_inputs(ctx, tokenizer, evals, model_dirs, new_method)
+    settings = inputs.settings
     attack_names = [n for n in names if n in ATTACKS]
     if attack_names and not inputs.is_qa():
         log.warning("diagnostics %s need TOFU-family QA evaluations; bench '%s' has none: skipped", attack_names, cfg.bench.name)
@@ -228,15 +264,8 @@ def run_diagnostics(ctx: Any, model: Any, tokenizer: Any, run_id: str, new_metho
                  for m in sequential.run(inputs, settings.sequential)]
         log.info("diagnostic sequential done in %.1fs", time.time() - start)
     if attack_names:
-        device = inputs.accelerator.device
-        keys = model_keys or {}
-
-        def saved(role: str) -> Callable[[], Any]:
-            return lambda: loading.load_saved(model_dirs[role], cfg.model).to(device)
-
-        references = {role: Subject(role, saved(role), evals[role], keys.get(role)) for role in ("finetuned", "retain")}
         cases = attack_cases(inputs, Subject("unlearned", lambda: model, evals["unlearned"], wrapper=wrapper),
-                             attack_names, references, controls)
+                             attack_names, reference_subjects(inputs, model_keys or {}), controls)
         rows += [r for case in cases for r in case_rows(case, row)]
         rows += [row(PREFIX + c.name, "control", "diagnostics", "verdict", None, False, f"not run: {c.reason}")
                  for c in controls if c.subject is None]
@@ -250,7 +279,7 @@ def attack_cases(inputs: DiagInputs, unlearned: Subject, attack_names: Sequence[
     verdicts marked `uncalibrated` where a control failed or was not built. `control:exact` is scored first:
     its distance from the retain model is every other case's noise floor."""
     settings = inputs.settings
-    attacks = [no_attack(inputs)] + [a for name in attack_names for a in ATTACKS[name](inputs, getattr(settings, name))]
+    attacks = run_attacks(inputs, attack_names)
     level = simultaneous_level(settings.level, sum(a.votes for a in attacks))
     ref_scores = {role: score_subject(inputs, attacks, subject) for role, subject in references.items()}
     target_utility = gate.utility(references["finetuned"].evaluation, inputs.tokenizer)

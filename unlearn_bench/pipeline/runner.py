@@ -18,7 +18,7 @@ from unlearn_bench.benchmarks.base import SELF_REFERENCE, EvalOutput, GeneratesF
 from unlearn_bench.benchmarks.open_unlearning import read_retain_agg
 from unlearn_bench.benchmarks.registry import build_benchmark
 from unlearn_bench.data.collate import PromptFormat
-from unlearn_bench.diagnostics.stage import check_settings, run_diagnostics
+from unlearn_bench.diagnostics.stage import check_settings, prescore_references, run_diagnostics
 from unlearn_bench.evaluation import cost
 from unlearn_bench.methods.registry import method_class
 from unlearn_bench.models import loading
@@ -182,17 +182,21 @@ def run(cfg: DictConfig) -> RunRecord:
             if unlearned_eval is not None and cfg.eval.diagnostics:
                 diag_start = time.time()
                 diag_ctx = dataclasses.replace(ctx, accelerator=SingleProcess(ctx.accelerator))
+                evals = {"unlearned": unlearned_eval, "finetuned": target_eval, "retain": retain_eval}
+                dirs = {"finetuned": target_dir, "retain": retain_dir}
+                keys = {"finetuned": model_identity(ctx, "target", target_dir),
+                        "retain": model_identity(ctx, "retain", retain_dir)}
+
+                def exact_ready() -> None:  # the references' attacks first, while control:exact may train beside
+                    prescore_references(diag_ctx, tokenizer, evals, dirs, keys)
+                    side.finish()
+
                 with stage("controls"):  # trained and evaluated once per configuration, then read from cache
-                    controls = (build_controls(diag_ctx, tokenizer, target_dir, retain_dir, retain_eval, side.finish)
+                    controls = (build_controls(diag_ctx, tokenizer, target_dir, retain_dir, retain_eval, exact_ready)
                                 if attacks_run(ctx) else [])
                 with stage("diagnose"):
-                    diag_rows = run_diagnostics(
-                        diag_ctx, model, tokenizer, run_id, lambda: build_method(cfg.method),
-                        {"unlearned": unlearned_eval, "finetuned": target_eval, "retain": retain_eval},
-                        {"finetuned": target_dir, "retain": retain_dir}, wrapper,
-                        {"finetuned": model_identity(ctx, "target", target_dir),
-                         "retain": model_identity(ctx, "retain", retain_dir)},
-                        controls)
+                    diag_rows = run_diagnostics(diag_ctx, model, tokenizer, run_id, lambda: build_method(cfg.method),
+                                                evals, dirs, wrapper, keys, controls)
                 unlearned_eval.metrics.append(cost.diagnose_seconds(time.time() - diag_start))
             rows = metric_rows(cfg, run_id, {"finetuned": target_eval, "retain": retain_eval}, unlearned_eval,
                                record.status)
