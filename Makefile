@@ -44,7 +44,8 @@ tune: $(STAMP)
 
 # Strong settings for experiment=strong (unlearn_bench/report/strong.py): a grid beyond make tune's, world seed 1,
 # diagnostics off; the point per method whose none share is below the verdict threshold and that passes the
-# utility gate, written to conf/method_experiment/<method>_strong.yaml; 97 points, 20 min on 2 cores (2026-12-07).
+# utility gate, written to conf/method_experiment/<method>_strong.yaml; 75 points (97 runs with an earlier, narrower grid for
+# six methods), 20 min on 2 cores (2026-12-07).
 tune-strong: $(STAMP)
 	OMP_NUM_THREADS=1 $(BIN)/python -m unlearn_bench.report.strong --results results/tune_strong --jobs 2 --apply conf/method_experiment
 

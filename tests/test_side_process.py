@@ -90,6 +90,14 @@ def test_the_exact_control_trains_there_after_retain_ready(compose_cfg, tmp_path
         side.finish()  # once more: nothing left to wait for
 
 
+def test_without_the_exact_control_the_threads_come_back_with_the_retain_model(compose_cfg, tmp_path, two_threads) -> None:
+    ctx, tok = context(compose_cfg, tmp_path, "no_exact", True, ("eval.diagnostics=[]",))
+    with retain_alongside(ctx, tok) as side:
+        finetuned_model(ctx, "target", ctx.data.target_train, tok)
+        side.retain_ready()
+        assert torch.get_num_threads() == 2  # the child had nothing more to train: unlearning gets both threads
+
+
 def test_a_failed_retain_process_raises_with_its_error(compose_cfg, tmp_path, two_threads) -> None:
     ctx, tok = context(compose_cfg, tmp_path, "failing", True)
     ctx.data = dataclasses.replace(ctx.data, retain_train=[QA("who?", None)])  # no answer to train on

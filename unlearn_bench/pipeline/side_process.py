@@ -36,7 +36,8 @@ log = logging.getLogger(__name__)
 # The child takes about 7 s to import torch and transformers; below 500 steps (15 s of the tiny model at 33.8
 # steps/s, two threads) it saves less than that.
 MIN_STEPS = 500
-RETAIN_DONE = "retain"  # the child's message once the retain model is in the cache ("ok" when it is done)
+# The child's messages: the retain model is in the cache and it goes on with control:exact / it is done.
+RETAIN_DONE, DONE = "retain", "ok"
 LOG_FORMAT = "[%(asctime)s][%(name)s][%(levelname)s] - (retain process) %(message)s"
 
 
@@ -86,18 +87,24 @@ class Alongside:
     def retain_ready(self) -> None:
         if self.retain_done:
             return
-        if (message := self._message()) != RETAIN_DONE:
-            raise self._failed(message)
+        message = self._message()
         self.retain_done = True
+        if message == DONE:  # nothing more to train: the threads come back now
+            self._ended(message)
+        elif message != RETAIN_DONE:
+            raise self._failed(message)
 
     def finish(self) -> None:
         if self.child is None:
             return
         self.retain_ready()
-        message = self._message()
+        if self.child is not None:
+            self._ended(self._message())
+
+    def _ended(self, message: str) -> None:
         self.child.join()
-        if message != "ok" or self.child.exitcode != 0:
-            raise self._failed(message)
+        if message != DONE or self.child.exitcode != 0:
+            raise self._failed(f"{message} (exit code {self.child.exitcode})" if message == DONE else message)
         self.stop()
 
     def stop(self) -> None:
@@ -115,8 +122,9 @@ class Alongside:
 @contextlib.contextmanager
 def retain_alongside(ctx: Any, tokenizer: Any) -> Iterator[Alongside]:
     """Fine-tunes the retain model (and control:exact, when asked for) in a spawned process with half the
-    threads, this process keeping the other half until `Alongside.finish()` or the end of the block, which waits
-    for it and raises its error. An error in the block stops it."""
+    threads, this process keeping the other half until the child is done (`Alongside.retain_ready` when it has
+    nothing more to train, else `Alongside.finish()`) or the end of the block, which waits for it. A failed retain
+    model raises there; a failed control:exact that nothing waited for is logged. An error in the block stops it."""
     if not worthwhile(ctx):
         yield Alongside()
         return
@@ -140,10 +148,14 @@ def retain_alongside(ctx: Any, tokenizer: Any) -> Iterator[Alongside]:
     side = Alongside(child, receive, threads)
     try:
         yield side
+        side.retain_ready()
+        try:
+            side.finish()
+        except RuntimeError as e:  # the second model (control:exact) failed where nothing waited for it
+            log.warning("%s; this run did not use that model", e)
     except BaseException:
         side.stop()
         raise
-    side.finish()
 
 
 def finetune_retain(payload: Any, threads: int, send: Any, parent: int) -> None:
@@ -163,11 +175,11 @@ def finetune_retain(payload: Any, threads: int, send: Any, parent: int) -> None:
         ctx, tokenizer = payload.get()
         ctx = dataclasses.replace(ctx, accelerator=make_accelerator(cpu=True))
         finetuned_model(ctx, "retain", ctx.data.retain_train, tokenizer)
-        send.send(RETAIN_DONE)
         if wants_exact(ctx):
+            send.send(RETAIN_DONE)
             finetuned_model(exact_context(ctx), "retain", ctx.data.retain_train, tokenizer)
     except BaseException as e:
         log.exception("fine-tuning the retain model failed")
         send.send(f"{type(e).__name__}: {e}")
         raise SystemExit(1)
-    send.send("ok")
+    send.send(DONE)
