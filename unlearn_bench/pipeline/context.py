@@ -111,11 +111,11 @@ def model_identity(ctx: Context, role: str, model_dir: str) -> Any:
 
 
 def target_lm_stage(ctx: Context, target_dir: str, stage_name: str, key: dict[str, Any], filename: str,
-                    produce: Callable[[Any], Any]) -> tuple[Any, Path, bool]:
+                    produce: Callable[[Any], Any], what: str) -> Any:
     """`produce(lm)` on the target model (an `eval_lm`, torch seeded with `cfg.seed`), written as JSON to `filename`
-    of a cached stage keyed by the target model's identity and `key`; returns the parsed JSON, its path and
-    whether it came from cache. The target-model stages before unlearning (a generated forget corpus, generated
-    alternates, a poisoned request's losses) are all this."""
+    of a cached stage keyed by the target model's identity and `key`, logged as `what`; returns the parsed JSON.
+    The target-model stages before unlearning (a generated forget corpus, generated alternates, a poisoned
+    request's losses) are all this."""
     cfg = ctx.cfg
 
     def build(out: Path) -> None:
@@ -127,7 +127,8 @@ def target_lm_stage(ctx: Context, target_dir: str, stage_name: str, key: dict[st
 
     path, hit = shared_stage(ctx.accelerator, cfg.paths.cache_dir, stage_name,
                              {"model": model_identity(ctx, "target", target_dir), **key}, build)
-    return json.loads((path / filename).read_text()), path / filename, hit
+    log.info("%s: %s (%s)", what, path / filename, "reused from cache" if hit else "written")
+    return json.loads((path / filename).read_text())
 
 
 def generated_forget_corpus(ctx: Context, target_dir: str, generation: dict[str, Any]) -> list[dict[str, Any]]:
@@ -136,10 +137,8 @@ def generated_forget_corpus(ctx: Context, target_dir: str, generation: dict[str,
     # Sampled batches depend on their composition, so the batch size is part of the key.
     key = {"generation": generation, "seed": cfg.seed, "batch_size": cfg.eval.batch_size,
            "data_fingerprint": ctx.data_digest}
-    records, path, hit = target_lm_stage(ctx, target_dir, "forget_corpus", key, "forget_corpus.json",
-                                         ctx.bench.generate_forget)
-    log.info("generated forget corpus: %s (%s)", path, "reused from cache" if hit else "written")
-    return records
+    return target_lm_stage(ctx, target_dir, "forget_corpus", key, "forget_corpus.json", ctx.bench.generate_forget,
+                           "generated forget corpus")
 
 
 def generated_alternates(ctx: Context, target_dir: str, method: Any) -> list[list[str]]:
@@ -155,8 +154,7 @@ def generated_alternates(ctx: Context, target_dir: str, method: Any) -> list[lis
         return [{"question": qa.question, "answer": qa.answer, "alternates": alts}
                 for qa, alts in zip(forget, method.generate_alternates(lm, forget))]
 
-    records, path, hit = target_lm_stage(ctx, target_dir, "alternates", key, "alternates.json", produce)
-    log.info("generated alternates: %s (%s)", path, "reused from cache" if hit else "written")
+    records = target_lm_stage(ctx, target_dir, "alternates", key, "alternates.json", produce, "generated alternates")
     return [r["alternates"] for r in records]
 
 

@@ -17,9 +17,8 @@ def request_losses(ctx: Context, target_dir: str) -> list[float]:
     """The target model's answer loss on every item of the forget request, from cache when computed before."""
     forget = ctx.data.forget
     key = {"request": [[qa.question, qa.answer] for qa in forget], "max_length": ctx.cfg.model.max_length}
-    losses, _, _ = target_lm_stage(ctx, target_dir, "poison_screen", key, "losses.json",
-                                   lambda lm: lm.answer_losses(forget))
-    return losses
+    return target_lm_stage(ctx, target_dir, "poison_screen", key, "losses.json", lambda lm: lm.answer_losses(forget),
+                           "the target's losses on the request")
 
 
 def screened_request(ctx: Context, target_dir: str) -> tuple[BenchData, list[Metric]]:
