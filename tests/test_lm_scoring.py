@@ -85,8 +85,66 @@ def test_sampling_truncation_is_passed_through(tiny_lm, monkeypatch) -> None:
     monkeypatch.setattr(model, "generate", spy)
     LM(model, tok, PromptFormat(), max_length=64).generate(["item"], 4, raw=True, sample=True, top_p=0.9, top_k=50)
     assert (seen["do_sample"], seen["temperature"], seen["top_p"], seen["top_k"]) == (True, 1.0, 0.9, 50)
-    LM(model, tok, PromptFormat(), max_length=64).generate(["item"], 4, raw=True)
-    assert seen["do_sample"] is False
+
+
+def test_greedy_decoding_is_transformers_generate_token_for_token(tiny_lm) -> None:
+    """LM's own greedy loop (rows that stopped leave the batch) against `generate(do_sample=False)` run on one
+    prompt at a time, with stop tokens the random model does emit, so rows stop at different steps."""
+    import copy
+
+    model, tok = copy.deepcopy(tiny_lm[0]), tiny_lm[1]
+    torch.manual_seed(0)
+    with torch.no_grad():  # larger random weights than the initialiser's: varied tokens, not one repeated
+        for p in model.parameters():
+            p.normal_(0.0, 0.3)
+    prompts = ["item", "what is item 3?", "Question: what is item 12? Answer:", "a", "river tree cat dog", "item 7 is"]
+    lm = LM(model, tok, PromptFormat(), max_length=64, batch_size=4)
+
+    def one_by_one() -> list[list[int]]:
+        out = []
+        with torch.no_grad():
+            for p in prompts:
+                ids = torch.tensor([tok(p)["input_ids"]])
+                gen = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=12,
+                                     do_sample=False, pad_token_id=lm.pad_id, eos_token_id=lm.stop_ids)
+                out.append(gen[0, ids.shape[1]:].tolist())
+        return out
+
+    free = one_by_one()  # nothing stops: pick stop tokens from what the rows emit, at various steps
+    stops = {row[k] for row, k in zip(free, (2, 5, 8, 3)) if row[k] not in row[:k]}
+    model.generation_config.eos_token_id = [tok.eos_token_id, *stops]
+    expected = [tok.decode(g, skip_special_tokens=True).strip() for g in one_by_one()]
+    lengths = [len(g) for g in one_by_one()]
+    assert len(set(lengths)) > 2 and min(lengths) < 12  # rows stop at different steps
+    assert lm.generate(prompts, max_new_tokens=12, raw=True) == expected
+
+
+def test_shared_prompts_score_as_whole_sequences(tiny_lm) -> None:
+    """Answers that share a prompt run it once (its KV cache reused): every statistic equals one forward of
+    each whole sequence, to float rounding (batches small, so prefixes and suffixes span several batches)."""
+    from unlearn_bench.data.records import QA
+    from unlearn_bench.metrics.mia import min_k_plus_plus_stats
+
+    model, tok = tiny_lm
+    pairs = [QA(q, a) for q in ("what is item 3?", "what is item 12 in the list?", "item")
+             for a in ("item 3 is a cat.", "a dog", "river tree cat dog river tree", "x")]
+    pairs += [QA(None, "item 5 is a river."), QA("what is item 3?", "")]
+    lm = LM(model, tok, PromptFormat(), max_length=24, batch_size=3)  # 24 tokens: some answers are cut
+    encoded = [lm.encode(qa) for qa in pairs]
+    assert any(len(ids) == 24 for ids, _ in encoded)
+    stats = lm.token_stats(encoded, vocab_stats=True)
+    for (ids, labels), st in zip(encoded, stats):
+        lp = manual_logprobs(model, ids)[:-1]
+        scored = torch.tensor(labels[1:]) != -100
+        targets = torch.tensor(ids[1:])[scored]
+        assert torch.equal(st.targets, targets)
+        assert torch.allclose(st.logprobs, lp[scored].gather(-1, targets[:, None]).squeeze(-1), atol=1e-5)
+        assert torch.equal(st.greedy, lp[scored].argmax(-1) == targets)
+        with torch.no_grad():
+            mu, sigma = min_k_plus_plus_stats(model(input_ids=torch.tensor([ids])).logits[0, :-1][scored])
+        assert torch.allclose(st.mu, torch.from_numpy(mu), atol=1e-5)
+        # sigma = sqrt(E[log p^2] - mu^2) cancels (both ~36 here): float32 rounding of the logits moves it by up to ~1e-4
+        assert torch.allclose(st.sigma, torch.from_numpy(sigma), rtol=1e-3)
 
 
 def test_memorization_and_truncation_see_the_wrapper_prompt(tiny_lm, monkeypatch) -> None:
@@ -103,8 +161,9 @@ def test_memorization_and_truncation_see_the_wrapper_prompt(tiny_lm, monkeypatch
     wrapped = LM(model, tok, PromptFormat(), max_length=256, batch_size=2, wrapper=wrapper)
     plain = LM(model, tok, PromptFormat(), max_length=256, batch_size=2)
     fed: list = []  # what each greedy_matches call runs the model on
-    forward = LM.forward_batches
-    monkeypatch.setattr(LM, "forward_batches", lambda self, encoded: fed.append(list(encoded)) or forward(self, encoded))
+    score = LM.token_stats
+    monkeypatch.setattr(LM, "token_stats", lambda self, encoded, vocab_stats=False: fed.append(list(encoded))
+                        or score(self, encoded, vocab_stats))
     for raw in (False, True):
         expected = plain.greedy_matches(rewritten, raw=raw)
         assert all(expected) and wrapped.greedy_matches(pairs, raw=raw) == expected  # every answer scored
@@ -131,11 +190,11 @@ def test_tofu_generates_from_the_whole_prompt_and_the_cut_is_an_option(tiny_lm, 
     model, tok = tiny_lm
     lengths: list[list[int]] = []
 
-    def spy(**kwargs):  # the prompts' token counts as given to the model (left padding masked)
-        lengths.append(kwargs["attention_mask"].sum(-1).tolist())
-        return kwargs["input_ids"]
+    def spy(self, input_ids, mask, max_new_tokens):  # the prompts' token counts as decoded (left padding masked)
+        lengths.append(mask.sum(-1).tolist())
+        return [[] for _ in input_ids]
 
-    monkeypatch.setattr(model, "generate", spy)
+    monkeypatch.setattr(LM, "_greedy", spy)
     lm = LM(model, tok, PromptFormat(), max_length=64, batch_size=8)
     long_q, short_q = "what is item 3? " * 8, "what is item 4?"
     full = [len(PromptFormat().prompt_ids(q, tok)) for q in (long_q, short_q)]

@@ -29,12 +29,24 @@ def test_extraction_strength_hand_computed(matches, expected):
     assert extraction_strength(matches) == pytest.approx(expected)
 
 
-def copying_model(model):
-    """Force the argmax at position t to be input token t+1: a model that has memorised every text."""
+def copying_model(model, encoded):
+    """Force the argmax that scores each labelled token of `encoded` to be that token: a model that has memorised
+    these texts. Keyed by (position, token at that position), which both a whole-sequence forward and a KV-cached
+    continuation (`LM`'s shared prompts) pass it."""
+    follows = {(j - 1, ids[j - 1]): ids[j] for ids, labels in encoded for j in range(1, len(ids)) if labels[j] != IGNORE_INDEX}
+    keys = [(j - 1, ids[j - 1]) for ids, labels in encoded for j in range(1, len(ids)) if labels[j] != IGNORE_INDEX]
+    if len(keys) != len(follows):
+        raise ValueError("two texts need different tokens after the same (position, token): choose other texts")
+
     def hook(module, args, kwargs, output):
-        ids = kwargs["input_ids"]
+        ids, positions = kwargs["input_ids"], kwargs["position_ids"]
         logits = output.logits.clone()
-        logits[:, :-1].scatter_add_(-1, ids[:, 1:, None], torch.full(ids[:, 1:, None].shape, 1e4))
+        offset = ids.shape[1] - logits.shape[1]  # logits_to_keep=1: the last position only
+        for b in range(ids.shape[0]):
+            for t in range(logits.shape[1]):
+                nxt = follows.get((int(positions[b, t + offset]), int(ids[b, t + offset])))
+                if nxt is not None:
+                    logits[b, t, nxt] += 1e4
         output.logits = logits
         return output
     return model.register_forward_hook(hook, with_kwargs=True)
@@ -43,11 +55,15 @@ def copying_model(model):
 def test_greedy_matches_cover_the_answer_without_its_eos(tiny_lm):
     model, tok = tiny_lm
     lm = LM(model, tok, PromptFormat("plain"), max_length=64, batch_size=2)
-    pairs = [QA("what is item 3?", "item 3 is a dog."), QA("what is item 1?", "a cat")]
+    pairs = [QA("what is item 3?", "item 3 is a dog."), QA("what is item 1 of the list?", "a cat")]
     n_scored = [sum(t != IGNORE_INDEX for t in encode_example(qa, tok, lm.fmt, 64)[1]) for qa in pairs]
-    handle = copying_model(model)
+    handle = copying_model(model, [lm.encode(qa) for qa in pairs])
     try:
         matches = lm.greedy_matches(pairs)
+    finally:
+        handle.remove()
+    handle = copying_model(model, [lm._raw_completion(QA("item 3 is", "a dog."))])
+    try:
         raw = lm.greedy_matches([QA("item 3 is", "a dog.")], raw=True)
     finally:
         handle.remove()

@@ -5,26 +5,59 @@ TOFU's `convert_raw_data_to_model_format` labels it). `completion_logprobs` and 
 prompts the way open-instruct-style harnesses do (RWKU's utility files). `generate` is left-padded batched
 greedy decoding with the KV cache. All sort by length so batches pad little, and hold one batch of logits at
 a time.
+Speed (scripts/bench_eval_vs_ou.py measures it against open-unlearning): answers that share a prompt (TOFU's
+true, paraphrased and five perturbed answers of one question) run the prompt through the model once, its KV
+cache reused for each (`scored_batches`); one pass yields every per-token statistic a metric needs
+(`token_stats`: loss, probability, greedy match, Min-K%++'s moments), so a set scored for several metrics is
+scored once; greedy decoding drops finished rows from the batch (`_greedy`). An inference-time wrapper sees
+whole sequences as before (`forward_batches`, transformers' `generate`).
 An inference-time method's `wrapper` (evaluation/wrapper.py) rewrites every prompt and every logits tensor
 here, so wrapped and fine-tuned models go through the same scoring code.
 """
 from __future__ import annotations
 
+import copy
 import dataclasses
+import inspect
 import logging
 from dataclasses import dataclass
-from typing import Iterator, Sequence
+from typing import Any, Iterator, Sequence
 
 import torch
-from transformers import PreTrainedModel, PreTrainedTokenizerBase
+from transformers import Cache, PreTrainedModel, PreTrainedTokenizerBase
 
 from unlearn_bench.data.collate import PromptFormat, encode_example, pad_batch, pad_token_id
 from unlearn_bench.data.records import QA
 from unlearn_bench.runtime.device import eval_device
 from unlearn_bench.evaluation.wrapper import InferenceWrapper, model_call
-from unlearn_bench.methods.base import IGNORE_INDEX, Batch, shifted_token_nll
+from unlearn_bench.methods.base import IGNORE_INDEX, Batch
+from unlearn_bench.metrics.mia import min_k_plus_plus_stats
 
 log = logging.getLogger(__name__)
+# Greedy decoding compacts its batch (drops the rows that have stopped) once this share of them has stopped: each
+# compaction copies the KV cache, each step without it computes the stopped rows for nothing.
+COMPACT_SHARE = 0.25
+# Prefixes run this many batches at once, so that the suffixes sharing their cache sort by length over that many
+# more rows: on TOFU, suffix padding falls from 16% to 5% of the tokens scored (scripts/bench_eval_vs_ou.py).
+PREFIX_BATCHES = 4
+
+
+@dataclass
+class TokenStats:
+    """One example's scored (labelled) tokens: their ids, log-probabilities and whether the argmax prediction
+    equals each, and, where asked (`LM.token_stats(vocab_stats=...)`), Min-K%++'s mean and standard deviation of
+    log p under each position's next-token distribution (metrics/mia.py `min_k_plus_plus_stats`)."""
+
+    targets: torch.Tensor
+    logprobs: torch.Tensor
+    greedy: torch.Tensor
+    mu: torch.Tensor | None = None
+    sigma: torch.Tensor | None = None
+
+    @property
+    def mean_nll(self) -> float:
+        """Per-token mean NLL (TOFU's avg_gt_loss); 0 where nothing is scored, as a masked mean with clamp(1)."""
+        return -float(self.logprobs.sum()) / max(1, self.logprobs.numel())
 
 
 @dataclass
@@ -50,15 +83,13 @@ class LM:
     def pad_id(self) -> int:
         return pad_token_id(self.tokenizer)
 
-    @torch.inference_mode()
     def answer_losses(self, pairs: Sequence[QA]) -> list[float]:
         """Per-token mean NLL of each answer given its question (raw text when question is None)."""
-        return [float(x) for x in self._token_stats(pairs, reduce="mean")]
+        return [s.mean_nll for s in self.token_stats([self.encode(qa) for qa in pairs])]
 
-    @torch.inference_mode()
     def token_logprobs(self, pairs: Sequence[QA]) -> list[torch.Tensor]:
         """Log-probability of every answer token, one 1-D tensor per pair (for MIA scores)."""
-        return self._token_stats(pairs, reduce="none")
+        return [s.logprobs for s in self.token_stats([self.encode(qa) for qa in pairs])]
 
     @torch.inference_mode()
     def completion_logprobs(self, pairs: Sequence[tuple[str, str]]) -> list[float]:
@@ -74,7 +105,7 @@ class LM:
             n_prompt = len(self.tokenizer(prompt)["input_ids"])
             labels = [IGNORE_INDEX] * n_prompt + ids[n_prompt:]
             encoded.append((ids[-self.max_length:], labels[-self.max_length:]))
-        return [-float(x) for x in self._label_stats(encoded, reduce="sum")]
+        return [float(s.logprobs.sum()) for s in self.token_stats(encoded)]
 
     @torch.inference_mode()
     def next_token_choices(self, prompts: Sequence[str], candidate_ids: Sequence[int]) -> list[int]:
@@ -94,14 +125,16 @@ class LM:
                 out[i] = choice[row]
         return out
 
-    def _left_padded(self, encoded: Sequence[list[int]]) -> Iterator[tuple[list[int], torch.Tensor, torch.Tensor]]:
-        """(indices, input ids, attention mask) in length-sorted, left-padded batches on the model's device:
-        left padding keeps every prompt's last token in the last column."""
+    def _left_padded(self, encoded: Sequence[list[int]], batch_size: int | None = None
+                     ) -> Iterator[tuple[list[int], torch.Tensor, torch.Tensor]]:
+        """(indices, input ids, attention mask) in length-sorted, left-padded batches (of `batch_size`, default the
+        LM's) on the model's device: left padding keeps every prompt's last token in the last column."""
         order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
         device = eval_device(self.model)
         self.model.eval()
-        for start in range(0, len(order), self.batch_size):
-            idx = order[start : start + self.batch_size]
+        size = batch_size or self.batch_size
+        for start in range(0, len(order), size):
+            idx = order[start : start + size]
             width = max(len(encoded[i]) for i in idx)
             input_ids = torch.full((len(idx), width), self.pad_id, dtype=torch.long)
             mask = torch.zeros((len(idx), width), dtype=torch.long)
@@ -124,24 +157,96 @@ class LM:
             batch = pad_batch([encoded[i] for i in idx], self.pad_id).to(device)
             yield idx, batch, model_call(self.model, self.wrapper, input_ids=batch.input_ids, attention_mask=batch.attention_mask)
 
-    def _token_stats(self, pairs: Sequence[QA], reduce: str) -> list:
-        return self._label_stats([self.encode(qa) for qa in pairs], reduce)
-
     @torch.inference_mode()
+    def token_stats(self, encoded: Sequence[tuple[list[int], list[int]]],
+                    vocab_stats: bool | Sequence[bool] = False) -> list[TokenStats]:
+        """`TokenStats` of each (input ids, labels) example from one pass over them; `vocab_stats` (all, or per
+        example) adds Min-K%++'s moments, which cost a full log-softmax."""
+        wanted = [vocab_stats] * len(encoded) if isinstance(vocab_stats, bool) else list(vocab_stats)
+        out: list[TokenStats | None] = [None] * len(encoded)
+        for idx, logits, targets in self.scored_batches(encoded):
+            logits = logits.float()
+            scored = targets != IGNORE_INDEX
+            safe = targets.clamp(min=0)
+            # log p(target) = logit - logsumexp: no [B, L, V] log-softmax buffer for the rows that need none
+            logprobs = logits.gather(-1, safe[..., None]).squeeze(-1) - torch.logsumexp(logits, -1)
+            greedy = logits.argmax(-1) == safe
+            for row, i in enumerate(idx):
+                keep = scored[row]
+                stats = TokenStats(targets[row][keep].cpu(), logprobs[row][keep].cpu(), greedy[row][keep].cpu())
+                if wanted[i]:
+                    mu, sigma = min_k_plus_plus_stats(logits[row][keep])
+                    stats.mu, stats.sigma = torch.from_numpy(mu), torch.from_numpy(sigma)
+                out[i] = stats
+            del logits
+        return out  # type: ignore[return-value]
+
+    def scored_batches(self, encoded: Sequence[tuple[list[int], list[int]]]
+                       ) -> Iterator[tuple[list[int], torch.Tensor, torch.Tensor]]:
+        """(indices, logits [B, L, V], targets [B, L]) in batches over `encoded`: logits[r, j] is the
+        distribution that scores targets[r, j] (IGNORE_INDEX: not scored). Without a wrapper, examples that share
+        their unlabelled prefix (the prompt) run it once (`_prefix_shared`); a wrapper sees whole sequences."""
+        if self.wrapper is not None:
+            for idx, batch, logits in self.forward_batches(encoded):
+                yield idx, logits[:, :-1], batch.labels[:, 1:]
+            return
+        yield from self._prefix_shared(encoded)
+
+    def _prefix_shared(self, encoded: Sequence[tuple[list[int], list[int]]]
+                       ) -> Iterator[tuple[list[int], torch.Tensor, torch.Tensor]]:
+        """`scored_batches` with each distinct prefix (the tokens before the first label; at least the first
+        token, which nothing scores) run once: prefixes in length-sorted, left-padded batches, whose KV cache and
+        last-position logits then serve every suffix sharing them, in batches sorted by suffix length. The
+        result equals one forward over the whole sequence up to float rounding (tests/test_lm_scoring.py)."""
+        starts = [max(1, next((j for j, lab in enumerate(labels) if lab != IGNORE_INDEX), len(labels)))
+                  for _, labels in encoded]
+        groups: dict[tuple[int, ...], list[int]] = {}
+        for i, ((ids, _), start) in enumerate(zip(encoded, starts)):
+            groups.setdefault(tuple(ids[:start]), []).append(i)
+        prefixes = sorted(groups, key=len)
+        device = eval_device(self.model)
+        self.model.eval()
+        chunk_size, cache_name = PREFIX_BATCHES * self.batch_size, cache_argument(self.model)
+        for first in range(0, len(prefixes), chunk_size):
+            chunk = prefixes[first : first + chunk_size]
+            _, input_ids, mask = next(self._left_padded([list(p) for p in chunk], batch_size=len(chunk)))
+            positions = (mask.cumsum(-1) - 1).clamp(min=0)
+            out = self.model(input_ids=input_ids, attention_mask=mask, position_ids=positions, use_cache=True,
+                             logits_to_keep=1)
+            cache, last = returned_cache(out), out.logits[:, -1]
+            rows = sorted(((r, i) for r, p in enumerate(chunk) for i in groups[p]),
+                          key=lambda ri: len(encoded[ri[1]][0]) - starts[ri[1]])
+            for at in range(0, len(rows), self.batch_size):
+                part = rows[at : at + self.batch_size]
+                which = torch.tensor([r for r, _ in part], device=device)
+                width = max(len(encoded[i][0]) - starts[i] for _, i in part)
+                targets = torch.full((len(part), max(width, 1)), IGNORE_INDEX, dtype=torch.long)
+                suffix = torch.full((len(part), max(width, 1)), self.pad_id, dtype=torch.long)
+                suffix_mask = torch.zeros((len(part), max(width, 1)), dtype=torch.long)
+                for row, (_, i) in enumerate(part):
+                    ids, labels = encoded[i]
+                    n = len(ids) - starts[i]
+                    suffix[row, :n], targets[row, :n] = torch.tensor(ids[starts[i]:]), torch.tensor(labels[starts[i]:])
+                    suffix_mask[row, :n] = 1
+                targets = targets.to(device)
+                if width <= 1:  # the prefix's last logits score the only suffix token (or nothing)
+                    yield [i for _, i in part], last[which, None], targets
+                    continue
+                past = rows_of(cache, which)
+                logits = self.model(input_ids=suffix[:, :-1].to(device),
+                                    attention_mask=torch.cat([mask[which], suffix_mask[:, :-1].to(device)], 1),
+                                    position_ids=(positions[which, -1:] + 1 + torch.arange(width - 1, device=device)),
+                                    **{cache_name: past}, use_cache=True).logits
+                yield [i for _, i in part], torch.cat([last[which, None], logits], 1), targets
+                del logits, past
+
     def greedy_matches(self, pairs: Sequence[QA], raw: bool = False) -> list[list[bool]]:
         """Per pair: whether the argmax next-token prediction equals each answer token, teacher-forced, the last
         labelled token left out as open-unlearning's `tokenwise_vocab_logprobs` does (for QA pairs it is the EOS).
         `raw=True` reads question + " " + answer as plain text without EOS, as open-unlearning's
         `preprocess_pretraining_instance` (insert_space=True) encodes MUSE's verbmem prompt and continuation."""
         encoded = [self._raw_completion(qa) if raw else self.encode(qa) for qa in pairs]
-        out: list[list[bool]] = [[] for _ in pairs]
-        for idx, batch, logits in self.forward_batches(encoded):
-            predicted, targets = logits[:, :-1].argmax(-1), batch.labels[:, 1:]
-            del logits
-            for row, i in enumerate(idx):
-                scored = targets[row] != IGNORE_INDEX
-                out[i] = (predicted[row][scored] == targets[row][scored]).tolist()[:-1]
-        return out
+        return [s.greedy.tolist()[:-1] for s in self.token_stats(encoded)]
 
     def _raw_completion(self, qa: QA) -> tuple[list[int], list[int]]:
         prompt = self.rewrite(qa.question)  # as generate(raw=True) rewrites the same prompt
@@ -153,21 +258,6 @@ class LM:
         """How many of `pairs` are longer than `max_length` tokens, and so are scored on their first `max_length`
         tokens only (losing the answer's end and EOS)."""
         return sum(len(self.encode(qa, truncate=False)[0]) > self.max_length for qa in pairs)
-
-    def _label_stats(self, encoded: Sequence[tuple[list[int], list[int]]], reduce: str) -> list:
-        """Per example: mean or summed NLL of the labelled tokens, or (reduce='none') their log-probabilities."""
-        out: list = [None] * len(encoded)
-        for idx, batch, logits in self.forward_batches(encoded):
-            nll, mask = shifted_token_nll(logits, batch.labels)
-            del logits
-            for row, i in enumerate(idx):
-                if reduce == "mean":
-                    out[i] = (nll[row].sum() / mask[row].sum().clamp(min=1)).item()
-                elif reduce == "sum":
-                    out[i] = nll[row].sum().item()
-                else:
-                    out[i] = (-nll[row][mask[row]]).float().cpu()
-        return out
 
     @property
     def stop_ids(self) -> list[int]:
@@ -195,23 +285,55 @@ class LM:
         prompts = self._fit_prompts(prompts, max_new_tokens, cut_prompts)
         out: list[str] = [""] * len(prompts)
         for idx, input_ids, mask in self._left_padded(prompts):
-            generated = self.model.generate(
-                input_ids=input_ids,
-                attention_mask=mask,
-                max_new_tokens=max_new_tokens,
-                do_sample=sample,
-                **({"temperature": 1.0, "top_k": top_k, "top_p": top_p} if sample else {}),
-                num_beams=1,
-                pad_token_id=self.pad_id,
-                eos_token_id=self.stop_ids,
-                use_cache=True,
-                logits_processor=self.wrapper.processors(mask) if self.wrapper is not None else None,
-            )
-            width = input_ids.shape[1]
+            if sample or self.wrapper is not None:  # transformers' sampling warpers; the wrapper's logits hook
+                generated = self.model.generate(
+                    input_ids=input_ids,
+                    attention_mask=mask,
+                    max_new_tokens=max_new_tokens,
+                    do_sample=sample,
+                    **({"temperature": 1.0, "top_k": top_k, "top_p": top_p} if sample else {}),
+                    num_beams=1,
+                    pad_token_id=self.pad_id,
+                    eos_token_id=self.stop_ids,
+                    use_cache=True,
+                    logits_processor=self.wrapper.processors(mask) if self.wrapper is not None else None,
+                )[:, input_ids.shape[1]:].tolist()
+            else:
+                generated = self._greedy(input_ids, mask, max_new_tokens)
             for row, i in enumerate(idx):
-                out[i] = self.tokenizer.decode(generated[row, width:], skip_special_tokens=True).strip()
+                out[i] = self.tokenizer.decode(generated[row], skip_special_tokens=True).strip()
         return out
 
+    def _greedy(self, input_ids: torch.Tensor, mask: torch.Tensor, max_new_tokens: int) -> list[list[int]]:
+        """Greedy continuation of a left-padded batch, each row up to and including its first stop token, as
+        transformers' `generate(do_sample=False)` decodes it (the same tokens: tests/test_lm_scoring.py), but
+        rows that have stopped leave the batch (their cache rows with them) once COMPACT_SHARE of it has, where
+        `generate` runs every row until the last one stops."""
+        stop, cache_name = torch.tensor(self.stop_ids, device=input_ids.device), cache_argument(self.model)
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        out = self.model(input_ids=input_ids, attention_mask=mask, position_ids=positions, use_cache=True,
+                         logits_to_keep=1)
+        cache, token, position = returned_cache(out), out.logits[:, -1].argmax(-1), positions[:, -1]
+        rows = torch.arange(len(input_ids), device=input_ids.device)  # batch row -> input row
+        generated: list[list[int]] = [[] for _ in range(len(input_ids))]
+        stopped = torch.zeros_like(token, dtype=torch.bool)
+        for step in range(max_new_tokens):
+            for row, t, done in zip(rows.tolist(), token.tolist(), stopped.tolist()):
+                if not done:
+                    generated[row].append(t)
+            stopped = stopped | torch.isin(token, stop)
+            if step == max_new_tokens - 1 or bool(stopped.all()):
+                break
+            if int(stopped.sum()) >= COMPACT_SHARE * len(rows):
+                keep = (~stopped).nonzero().squeeze(-1)
+                rows, token, mask, position, stopped = rows[keep], token[keep], mask[keep], position[keep], stopped[keep]
+                cache.batch_select_indices(keep)
+            mask = torch.cat([mask, (~stopped).long()[:, None]], 1)
+            position = position + 1
+            logits = self.model(input_ids=token[:, None], attention_mask=mask, position_ids=position[:, None],
+                                **{cache_name: cache}, use_cache=True).logits[:, -1]
+            token = torch.where(stopped, token, logits.argmax(-1))
+        return generated
 
     def _fit_prompts(self, prompts: list[list[int]], max_new_tokens: int, cut: bool) -> list[list[int]]:
         """`prompts`, cut to their last (context - max_new_tokens) tokens when `cut` is on (and the context
@@ -229,6 +351,31 @@ class LM:
                  "the model's context (%d tokens); each is generated from the whole prompt", long, len(prompts), keep,
                  max_new_tokens, self.max_length)
         return prompts
+
+
+def cache_argument(model: PreTrainedModel) -> str:
+    """The name a model's forward takes its KV cache by: `cache` from transformers 5.25 on (`past_key_values`,
+    deprecated there, goes in 5.40), `past_key_values` before."""
+    return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+
+
+def returned_cache(output: Any) -> Cache:
+    """The KV cache a forward returned, under either name (see `cache_argument`)."""
+    cache = getattr(output, "cache", None)
+    return cache if cache is not None else output.past_key_values
+
+
+def rows_of(cache: Cache, rows: torch.Tensor) -> Cache:
+    """A cache holding only `rows` of `cache`, which stays as it is: `batch_select_indices` rebinds each layer's
+    tensors to indexed copies, so it runs on shallow copies of the cache and its layers (transformers >= 4.56
+    keeps them in `layers`); a deep copy where a cache has no such list."""
+    if hasattr(cache, "layers"):
+        out = copy.copy(cache)
+        out.layers = [copy.copy(layer) for layer in cache.layers]
+    else:
+        out = copy.deepcopy(cache)
+    out.batch_select_indices(rows)
+    return out
 
 
 def context_length(model: PreTrainedModel) -> int | None:

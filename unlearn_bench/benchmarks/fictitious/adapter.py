@@ -128,14 +128,16 @@ class FictitiousBenchmark:
     def evaluate(self, lm: LM, reference: dict[str, Any] | None) -> EvalOutput:
         splits = self.eval_splits()
         clock = PhaseClock()
-        results = score_splits(lm, with_poison(splits, self.poison), self.cfg.max_new_tokens, clock=clock)
+        results = score_splits(lm, with_poison(splits, self.poison), self.cfg.max_new_tokens, clock=clock,
+                               vocab_stats=("forget",))  # the forget answers' MIA scores from the same pass
         collateral, generations = pop_collateral(results, self.poison)
         out = tofu_family_output(results, reference_forget_scores(results, reference))
         out.metrics += collateral
         out.generations += generations
         holdout = self.splits()["holdout"][: len(splits["forget"])]
         with clock.phase("mia", "forget vs holdout"):
-            aucs = forget_holdout_auc_rows(lm, [q.as_qa() for q in splits["forget"]], [q.as_qa() for q in holdout])
+            aucs = forget_holdout_auc_rows(lm, [q.as_qa() for q in splits["forget"]], [q.as_qa() for q in holdout],
+                                           forget_stats=results["forget"].answer_stats)
         rows, reference_auc = privleak_rows(aucs, reference)
         out.metrics += aucs + rows + clock.rows
         out.reference_data |= reference_auc

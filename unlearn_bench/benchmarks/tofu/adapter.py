@@ -203,8 +203,12 @@ class TofuBenchmark:
     def evaluate(self, lm: LM, reference: dict[str, Any] | None) -> EvalOutput:
         splits = self.eval_splits()
         clock = PhaseClock()
+        # open-unlearning's MIA encodes the forget answers as the scoring pass does (with EOS): their stats serve
+        # the MIA and memorization rows too, so the forget set runs through the model once
+        shared = ("forget",) if self.cfg.mia_style == "open_unlearning" else ()
         results = score_splits(lm, with_poison(splits, self.poison), self.cfg.max_new_tokens,
-                               self.cfg.cut_generation_prompts, clock)
+                               self.cfg.cut_generation_prompts, clock, vocab_stats=shared)
+        forget_stats = results["forget"].answer_stats
         collateral, generations = pop_collateral(results, self.poison)
         retain_forget = (read_retain_truth_ratios(self.cfg.retain_logs_path) if self.cfg.retain_logs_path
                          else reference_forget_scores(results, reference))
@@ -214,14 +218,15 @@ class TofuBenchmark:
         # MIA per attack: forget answers vs the matching holdout split's (TOFU holdout01/05/10, never trained on).
         holdout = self._qa(holdout_split_for(self.cfg.forget_split))[: len(splits["forget"])]
         with clock.phase("mia", "forget vs holdout"):
-            aucs, mia_scores = forget_holdout_mia(lm, [q.as_qa() for q in splits["forget"]], holdout, self.cfg.mia_style)
+            aucs, mia_scores = forget_holdout_mia(lm, [q.as_qa() for q in splits["forget"]], holdout, self.cfg.mia_style,
+                                                  forget_stats)
         logged = read_retain_agg(self.cfg.retain_logs_path, "mia_min_k") if self.cfg.retain_logs_path else None
         rows, reference_auc = privleak_rows(aucs, reference, logged)
         out.metrics += aucs + rows
         out.reference_data |= reference_auc
         # open-unlearning's default TOFU metrics beyond TOFU's own (configs/eval/tofu.yaml), on the forget split.
         with clock.phase("memorization", "forget"):
-            rows, memorization = memorization_rows(lm, "forget", [q.as_qa() for q in splits["forget"]])
+            rows, memorization = memorization_rows(lm, "forget", [q.as_qa() for q in splits["forget"]], stats=forget_stats)
         out.metrics += rows + clock.rows
         # TOFU's file names, which its aggregate_eval_stat.py looks up (`get_model_utility`'s eval_task_dict).
         renamed = {f"eval_log_{name}.json": f"{EVAL_SPLITS[name][1]}.json" for name in results}

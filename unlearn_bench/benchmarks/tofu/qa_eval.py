@@ -11,7 +11,7 @@ import numpy as np
 from unlearn_bench.benchmarks.base import SELF_REFERENCE, EvalOutput, Metric
 from unlearn_bench.data.records import QA, EvalQA
 from unlearn_bench.evaluation.cost import PhaseClock
-from unlearn_bench.evaluation.lm import LM
+from unlearn_bench.evaluation.lm import LM, TokenStats
 from unlearn_bench.metrics.mia import privleak
 from unlearn_bench.metrics.rouge import rouge_recall
 from unlearn_bench.benchmarks.tofu.metrics import SplitScores, tofu_eval_log, tofu_summary
@@ -32,43 +32,51 @@ class SplitResult:
     generations: list[str]
     scored: int = 0     # answers scored (true, paraphrased, perturbed)
     truncated: int = 0  # of those, longer than the model's context: scored on their first tokens only
+    answer_stats: list[TokenStats] | None = None  # the true answers' token stats, for `score_splits(vocab_stats=)`
 
 
 def score_splits(lm: LM, splits: Mapping[str, Sequence[EvalQA]], max_new_tokens: int,
-                 cut_prompts: bool = False, clock: PhaseClock | None = None) -> dict[str, SplitResult]:
+                 cut_prompts: bool = False, clock: PhaseClock | None = None,
+                 vocab_stats: Sequence[str] = ()) -> dict[str, SplitResult]:
     """One batched scoring pass over every answer of every split, one batched generation pass (from the whole
     prompt, as open-unlearning generates, unless `cut_prompts`: `LM.generate`), each timed on `clock`. Answers
-    longer than the model's context are counted per split and logged: their loss covers the first tokens only."""
+    longer than the model's context are counted per split and logged: their loss covers the first tokens only.
+    The splits named in `vocab_stats` keep their true answers' `TokenStats` with Min-K%++'s moments
+    (`SplitResult.answer_stats`), so the MIA and memorization metrics of those answers need no pass of their own."""
     clock = clock if clock is not None else PhaseClock()
-    pairs: list[QA] = []
+    encoded: list[tuple[list[int], list[int]]] = []
+    wanted: list[bool] = []
     counts: dict[str, tuple[int, int]] = {}
-    for name, examples in splits.items():
-        split_pairs = [QA(ex.question, a) for ex in examples
-                       for a in (ex.answer, ex.paraphrased_answer, *ex.perturbed_answers) if a is not None]
-        counts[name] = (len(split_pairs), lm.truncated(split_pairs))
-        if counts[name][1]:
-            log.warning("%s: %d of %d answers are longer than the model's context (%d tokens) and are scored on "
-                        "their first %d tokens only", name, counts[name][1], counts[name][0], lm.max_length, lm.max_length)
-        pairs += split_pairs
-    with clock.phase("scoring", f"{len(pairs)} answers"):
-        losses = iter(lm.answer_losses(pairs))
+    with clock.phase("scoring", "every answer of every split"):
+        for name, examples in splits.items():
+            split_pairs = [(QA(ex.question, a), j == 0) for ex in examples  # j == 0: the true answer
+                           for j, a in enumerate((ex.answer, ex.paraphrased_answer, *ex.perturbed_answers)) if a is not None]
+            whole = [lm.encode(qa, truncate=False) for qa, _ in split_pairs]
+            counts[name] = (len(whole), sum(len(ids) > lm.max_length for ids, _ in whole))
+            if counts[name][1]:
+                log.warning("%s: %d of %d answers are longer than the model's context (%d tokens) and are scored on "
+                            "their first %d tokens only", name, counts[name][1], counts[name][0], lm.max_length, lm.max_length)
+            encoded += [(ids[: lm.max_length], labels[: lm.max_length]) for ids, labels in whole]
+            wanted += [true and name in vocab_stats for _, true in split_pairs]
+        stats = iter(lm.token_stats(encoded, vocab_stats=wanted))
     questions = [ex.question for examples in splits.values() for ex in examples]
     with clock.phase("generation", f"{len(questions)} questions"):
         generations = iter(lm.generate(questions, max_new_tokens=max_new_tokens, cut_prompts=cut_prompts))
 
     results: dict[str, SplitResult] = {}
     for name, examples in splits.items():
-        gt, para, pert, gens = [], [], [], []
+        gt, para, pert, gens, true_stats = [], [], [], [], []
         for ex in examples:
-            gt.append(next(losses))
+            true_stats.append(next(stats))
+            gt.append(true_stats[-1].mean_nll)
             if ex.paraphrased_answer is not None:
-                para.append(next(losses))
-            pert.append([next(losses) for _ in ex.perturbed_answers])
+                para.append(next(stats).mean_nll)
+            pert.append([next(stats).mean_nll for _ in ex.perturbed_answers])
             gens.append(next(generations))
         rouge = rouge_recall(gens, [ex.answer for ex in examples])["rougeL"]
         has_para = all(ex.paraphrased_answer is not None for ex in examples)
         results[name] = SplitResult(list(examples), SplitScores(gt, para if has_para else None, pert, rouge), gens,
-                                    *counts[name])
+                                    *counts[name], true_stats if name in vocab_stats else None)
     return results
 
 
