@@ -11,7 +11,9 @@ the table gives each phase's median seconds and the ratio open-unlearning / ours
 same names; `total` includes dataset loading and tokenization on both sides). Then every per-example value of
 the last round is compared (losses, probabilities, truth ratios, paraphrased and perturbed losses, ROUGE-L,
 generations, extraction strength, exact memorization, each attack's forget and holdout scores) and the
-aggregates: the run fails if any differs by more than 1e-5 per example or 1e-6 in aggregate.
+aggregates: the run fails if any differs by more than 1e-5 per example or 1e-6 in aggregate, or if two greedy
+generations differ other than at a near tie (the two tokens' logits within 1e-4 where they part; that question's
+ROUGE-L and the aggregates that average it are then left out of the tolerance check).
 
     OU_VENV=<venv with open-unlearning's requirements> OU_REPO=<locuslab/open-unlearning checkout> \\
         .venv/bin/python scripts/bench_eval_vs_ou.py
@@ -195,12 +197,57 @@ def comparisons(ou: dict[str, Any], ours_eval: dict[str, Any], ours: Path) -> It
             yield f"{prefix}_Q_A_ROUGE.rougeL_recall", _values(ou[f"{prefix}_Q_A_ROUGE"], "rougeL_recall"), _ours_log(ours, log, "rougeL_recall")
 
 
-def agreement(ou_dir: Path, ours: Path) -> bool:
+def forget_generations(logs: dict[str, Any]) -> list[dict[str, Any]]:
+    return [v for _, v in sorted(logs["forget_Q_A_ROUGE"]["value_by_index"].items(), key=lambda kv: int(kv[0]))]
+
+
+def tie_indices(ou: dict[str, Any], ours_eval: dict[str, Any]) -> set[int]:
+    """Forget questions whose greedy generations differ between the two tools."""
+    return {i for i, (a, b) in enumerate(zip(forget_generations(ou), forget_generations(ours_eval)))
+            if a["generation"] != b["generation"]}
+
+
+def generations_agree(ou: dict[str, Any], ours_eval: dict[str, Any], checkpoint: Path) -> bool:
+    """Identical greedy generations, except where the two diverge at a near tie: at the first token where they
+    part, the model's logits for the two tokens lie within 1e-4 (float rounding of differently padded batches
+    decides such a tie; open-unlearning batches in dataset order, we by length)."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from unlearn_bench.data.collate import PromptFormat
+
+    differing = sorted(tie_indices(ou, ours_eval))
+    theirs, mine = forget_generations(ou), forget_generations(ours_eval)
+    print(f"  forget generations identical: {len(theirs) - len(differing)}/{len(theirs)}")
+    if not differing:
+        return True
+    model = AutoModelForCausalLM.from_pretrained(checkpoint, dtype=torch.float32).eval()
+    tokenizer, ok = AutoTokenizer.from_pretrained(checkpoint), True
+    for i in differing:
+        a, b = (tokenizer(x[i]["generation"], add_special_tokens=False)["input_ids"] for x in (theirs, mine))
+        common = next((k for k, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
+        if common == min(len(a), len(b)):
+            print(f"    question {i}: one generation is a prefix of the other (a stop decided differently)")
+            ok = False
+            continue
+        ids = PromptFormat("llama2").prompt_ids(mine[i]["input"], tokenizer)  # ours logs the question as "input"
+        with torch.no_grad():
+            logits = model(input_ids=torch.tensor([ids + a[:common]])).logits[0, -1]
+        margin = abs(float(logits[a[common]] - logits[b[common]]))
+        print(f"    question {i}: the two part at generated token {common}, logit margin {margin:.1e}")
+        ok &= margin <= 1e-4
+    return ok
+
+
+def agreement(ou_dir: Path, ours: Path, checkpoint: Path) -> bool:
     """Print the largest per-example and aggregate differences; True when all are within tolerance."""
     ou, ours_eval = (json.loads((d / "TOFU_EVAL.json").read_text()) for d in (ou_dir, ours))
     ok = True
     print(f"\nagreement, per example (tolerance {PER_EXAMPLE_TOL:g}):")
+    rouge_ties = tie_indices(ou, ours_eval)
     for what, theirs, mine in comparisons(ou, ours_eval, ours):
+        if what.endswith("rougeL_recall") and what.startswith("forget"):  # near-tie generations: see below
+            theirs, mine = ([v for i, v in enumerate(x) if i not in rouge_ties] for x in (theirs, mine))
         if len(theirs) != len(mine):
             print(f"  {what:<34} {len(theirs)} values in open-unlearning's, {len(mine)} in ours")
             ok = False
@@ -208,18 +255,16 @@ def agreement(ou_dir: Path, ours: Path) -> bool:
         diff = max(abs(a - b) for a, b in zip(theirs, mine))
         ok &= diff <= PER_EXAMPLE_TOL
         print(f"  {what:<34} n={len(mine):<5} max |diff| {diff:.2e}")
-    texts = [(a["generation"], b["generation"]) for a, b in zip(
-        (v for _, v in sorted(ou["forget_Q_A_ROUGE"]["value_by_index"].items(), key=lambda kv: int(kv[0]))),
-        (v for _, v in sorted(ours_eval["forget_Q_A_ROUGE"]["value_by_index"].items(), key=lambda kv: int(kv[0]))))]
-    same = sum(a == b for a, b in texts)
-    print(f"  forget generations identical: {same}/{len(texts)}")
-    ok &= same == len(texts)
+    ok &= generations_agree(ou, ours_eval, checkpoint)
     print(f"agreement, aggregates (tolerance {AGGREGATE_TOL:g}):")
     for name in sorted(set(ou) & set(ours_eval)):
         theirs, mine = ou[name].get("agg_value"), ours_eval[name].get("agg_value")
         if theirs is None or mine is None:
             continue
         diff = abs(theirs - mine)
+        if name == "forget_Q_A_ROUGE" and rouge_ties:  # averages the near-tie generations checked above
+            print(f"  {name:<22} open-unlearning {theirs:.6g}  ours {mine:.6g}  |diff| {diff:.1e} (near ties: not checked)")
+            continue
         ok &= diff <= AGGREGATE_TOL
         print(f"  {name:<22} open-unlearning {theirs:.6g}  ours {mine:.6g}  |diff| {diff:.1e}")
     return ok
@@ -275,7 +320,8 @@ def main() -> None:
                 print(f"round {r}: ours {our_times[-1]['total']:.1f} s", flush=True)
     print(f"\nTOFU forget10, 400 forget questions, {args.threads} thread(s) each, median of {args.rounds} interleaved rounds")
     table(ou_times, our_times)
-    if ou is not None and not agreement(runs / f"ou_{args.rounds - 1}", runs / f"ours_{args.rounds - 1}"):
+    last = args.rounds - 1
+    if ou is not None and not agreement(runs / f"ou_{last}", runs / f"ours_{last}", checkpoints["target"]):
         raise SystemExit("open-unlearning's and our evaluation disagree beyond the tolerances above")
 
 

@@ -185,8 +185,9 @@ class LM:
                        ) -> Iterator[tuple[list[int], torch.Tensor, torch.Tensor]]:
         """(indices, logits [B, L, V], targets [B, L]) in batches over `encoded`: logits[r, j] is the
         distribution that scores targets[r, j] (IGNORE_INDEX: not scored). Without a wrapper, examples that share
-        their unlabelled prefix (the prompt) run it once (`_prefix_shared`); a wrapper sees whole sequences."""
-        if self.wrapper is not None:
+        their unlabelled prefix (the prompt) run it once (`_prefix_shared`); a wrapper, or a model that takes no KV
+        cache, sees whole sequences."""
+        if self.wrapper is not None or cache_argument(self.model) is None:
             for idx, batch, logits in self.forward_batches(encoded):
                 yield idx, logits[:, :-1], batch.labels[:, 1:]
             return
@@ -285,7 +286,8 @@ class LM:
         prompts = self._fit_prompts(prompts, max_new_tokens, cut_prompts)
         out: list[str] = [""] * len(prompts)
         for idx, input_ids, mask in self._left_padded(prompts):
-            if sample or self.wrapper is not None:  # transformers' sampling warpers; the wrapper's logits hook
+            # transformers' sampling warpers; the wrapper's logits hook; a model that takes no cache
+            if sample or self.wrapper is not None or cache_argument(self.model) is None:
                 generated = self.model.generate(
                     input_ids=input_ids,
                     attention_mask=mask,
@@ -353,10 +355,14 @@ class LM:
         return prompts
 
 
-def cache_argument(model: PreTrainedModel) -> str:
+def cache_argument(model: torch.nn.Module) -> str | None:
     """The name a model's forward takes its KV cache by: `cache` from transformers 5.25 on (`past_key_values`,
-    deprecated there, goes in 5.40), `past_key_values` before."""
-    return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+    deprecated there, goes in 5.40), `past_key_values` before; None for a module that takes no cache or no
+    `position_ids` (an attack's wrapper module, diagnostics/soft_prompt.py), which then runs whole sequences."""
+    parameters = inspect.signature(model.forward).parameters
+    if "position_ids" not in parameters:
+        return None
+    return next((name for name in ("cache", "past_key_values") if name in parameters), None)
 
 
 def returned_cache(output: Any) -> Cache:
