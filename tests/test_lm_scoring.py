@@ -119,19 +119,37 @@ def test_greedy_decoding_is_transformers_generate_token_for_token(tiny_lm) -> No
     assert lm.generate(prompts, max_new_tokens=12, raw=True) == expected
 
 
-def test_shared_prompts_score_as_whole_sequences(tiny_lm) -> None:
+def soft_capped_twin(model, tok):
+    """A tiny Gemma-2 of the same vocabulary whose logits are soft-capped at 0.5 after its output layer (and
+    whose layers alternate sliding-window and full attention): scoring must take its logits, not the output
+    layer's of its hidden states."""
+    from transformers import Gemma2Config, Gemma2ForCausalLM
+
+    torch.manual_seed(0)
+    cfg = Gemma2Config(vocab_size=model.config.vocab_size, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                       num_attention_heads=2, num_key_value_heads=2, head_dim=32, final_logit_softcapping=0.5,
+                       sliding_window=8, max_position_embeddings=64, pad_token_id=tok.pad_token_id)
+    return Gemma2ForCausalLM(cfg).eval()
+
+
+@pytest.mark.parametrize("family", ["llama", "gemma2"])
+def test_shared_prompts_score_as_whole_sequences(tiny_lm, family) -> None:
     """Answers that share a prompt run it once (its KV cache reused): every statistic equals one forward of
-    each whole sequence, to float rounding (batches small, so prefixes and suffixes span several batches)."""
+    each whole sequence, to float rounding (batches small, so prefixes and suffixes span several batches).
+    Llama's scored positions go through its output layer alone; Gemma-2's soft-capped logits come whole."""
     from unlearn_bench.data.records import QA
     from unlearn_bench.metrics.mia import min_k_plus_plus_stats
 
     model, tok = tiny_lm
+    if family == "gemma2":
+        model = soft_capped_twin(model, tok)
     pairs = [QA(q, a) for q in ("what is item 3?", "what is item 12 in the list?", "item")
              for a in ("item 3 is a cat.", "a dog", "river tree cat dog river tree", "x")]
     pairs += [QA(None, "item 5 is a river."), QA("what is item 3?", "")]
     lm = LM(model, tok, PromptFormat(), max_length=24, batch_size=3)  # 24 tokens: some answers are cut
     encoded = [lm.encode(qa) for qa in pairs]
     assert any(len(ids) == 24 for ids, _ in encoded)
+    assert (lm._split_head()[0] is model) == (family == "gemma2")
     stats = lm.token_stats(encoded, vocab_stats=True)
     for (ids, labels), st in zip(encoded, stats):
         lp = manual_logprobs(model, ids)[:-1]

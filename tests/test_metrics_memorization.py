@@ -2,6 +2,9 @@
 token matches, and the teacher-forced greedy matches they read."""
 from __future__ import annotations
 
+import copy
+import dataclasses
+
 import pytest
 import torch
 
@@ -29,27 +32,22 @@ def test_extraction_strength_hand_computed(matches, expected):
     assert extraction_strength(matches) == pytest.approx(expected)
 
 
-def copying_model(model, encoded):
-    """Force the argmax that scores each labelled token of `encoded` to be that token: a model that has memorised
-    these texts. Keyed by (position, token at that position), which both a whole-sequence forward and a KV-cached
-    continuation (`LM`'s shared prompts) pass it."""
-    follows = {(j - 1, ids[j - 1]): ids[j] for ids, labels in encoded for j in range(1, len(ids)) if labels[j] != IGNORE_INDEX}
-    keys = [(j - 1, ids[j - 1]) for ids, labels in encoded for j in range(1, len(ids)) if labels[j] != IGNORE_INDEX]
-    if len(keys) != len(follows):
-        raise ValueError("two texts need different tokens after the same (position, token): choose other texts")
-
-    def hook(module, args, kwargs, output):
-        ids, positions = kwargs["input_ids"], kwargs["position_ids"]
-        logits = output.logits.clone()
-        offset = ids.shape[1] - logits.shape[1]  # logits_to_keep=1: the last position only
-        for b in range(ids.shape[0]):
-            for t in range(logits.shape[1]):
-                nxt = follows.get((int(positions[b, t + offset]), int(ids[b, t + offset])))
-                if nxt is not None:
-                    logits[b, t, nxt] += 1e4
-        output.logits = logits
-        return output
-    return model.register_forward_hook(hook, with_kwargs=True)
+def memorised(model, encoded, max_epochs=300):
+    """A copy of `model` trained on `encoded` until one whole-sequence forward's argmax predicts every labelled
+    token: a model that has really memorised these texts, checked without `LM`'s shared-prompt path."""
+    model = copy.deepcopy(model).train()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    examples = [(torch.tensor([ids]), torch.tensor([labels])) for ids, labels in encoded]
+    for _ in range(max_epochs):
+        for ids, labels in examples:
+            model(input_ids=ids, labels=labels).loss.backward()
+            opt.step()
+            opt.zero_grad()
+        with torch.no_grad():
+            if all(bool((model(input_ids=ids).logits[0, :-1].argmax(-1) == labels[0, 1:])[labels[0, 1:] != IGNORE_INDEX].all())
+                   for ids, labels in examples):
+                return model.eval()
+    raise RuntimeError(f"the tiny model did not memorise {len(encoded)} texts in {max_epochs} epochs")
 
 
 def test_greedy_matches_cover_the_answer_without_its_eos(tiny_lm):
@@ -57,16 +55,9 @@ def test_greedy_matches_cover_the_answer_without_its_eos(tiny_lm):
     lm = LM(model, tok, PromptFormat("plain"), max_length=64, batch_size=2)
     pairs = [QA("what is item 3?", "item 3 is a dog."), QA("what is item 1 of the list?", "a cat")]
     n_scored = [sum(t != IGNORE_INDEX for t in encode_example(qa, tok, lm.fmt, 64)[1]) for qa in pairs]
-    handle = copying_model(model, [lm.encode(qa) for qa in pairs])
-    try:
-        matches = lm.greedy_matches(pairs)
-    finally:
-        handle.remove()
-    handle = copying_model(model, [lm._raw_completion(QA("item 3 is", "a dog."))])
-    try:
-        raw = lm.greedy_matches([QA("item 3 is", "a dog.")], raw=True)
-    finally:
-        handle.remove()
+    raw_pair = QA("item 3 is", "a dog.")
+    copier = dataclasses.replace(lm, model=memorised(model, [*(lm.encode(qa) for qa in pairs), lm._raw_completion(raw_pair)]))
+    matches, raw = copier.greedy_matches(pairs), copier.greedy_matches([raw_pair], raw=True)
     assert [len(m) for m in matches] == [n - 1 for n in n_scored]  # EOS left out
     assert all(all(m) for m in matches) and all(raw[0]) and raw[0]
     assert [extraction_strength(m) for m in matches] == [1.0, 1.0]

@@ -154,7 +154,9 @@ def test_mia_styles_on_qa_answers(tiny_lm):
         assert ou["zlib"][i] == pytest.approx(-lp.mean() / len(zlib.compress(decoded.encode())), rel=1e-5)
         assert muse["zlib"][i] == pytest.approx(-lp[:-1].mean() / len(zlib.compress(qa.answer.encode())), rel=1e-5)
         assert ou["min_k"][i] == pytest.approx(muse["min_k"][i], rel=1e-5)
-        # Min-K++'s sigma cancels (sqrt(E[log p^2] - mu^2)): the two encodings' float rounding moves it ~1e-5
-        assert ou["min_k_plus_plus"][i] == pytest.approx(muse["min_k_plus_plus"][i], rel=1e-4)
+        # Min-K++'s variance E[log p^2] - mu^2 cancels ~1000-fold on this random model's near-uniform distributions
+        # (mu^2 ~ 35.7, variance ~ 0.03), in float32 as open-unlearning computes it: the two encodings, batched
+        # differently, round to scores ~1e-4 apart
+        assert ou["min_k_plus_plus"][i] == pytest.approx(muse["min_k_plus_plus"][i], rel=5e-4)
     with pytest.raises(ValueError, match="unknown MIA style"):
         mia_scores(lm, pairs, style="carlini")
