@@ -18,8 +18,16 @@ ROUGE-L and the aggregates that average it are then left out of the tolerance ch
     OU_VENV=<venv with open-unlearning's requirements> OU_REPO=<locuslab/open-unlearning checkout> \\
         .venv/bin/python scripts/bench_eval_vs_ou.py
 
+open-unlearning's venv, as measured (its checkout at d3d7cf9; its requirements pin these, DeepSpeed without
+its compiled ops):
+
+    python3 -m venv ou && ou/bin/pip install torch==2.13.0 && ou/bin/pip install transformers==4.45.1 \\
+        huggingface-hub==0.29.1 numpy==2.2.3 hydra-core==1.3 hydra_colorlog==1.2.0 datasets==3.0.1 \\
+        accelerate==0.34.2 rouge-score==0.1.2 scipy==1.14.1 scikit-learn==1.5.2 lm-eval==0.4.8 \\
+        && DS_BUILD_OPS=0 ou/bin/pip install deepspeed==0.15.4
+
 Without OU_VENV / OU_REPO, or where they lack a Python or open-unlearning's src/eval.py, it says so and times
-ours alone. The checkpoints are built once under `--work` (about 7 minutes each on 2 cores) and reused.
+ours alone. The checkpoints are built once under `--work` (a minute or two each on 2 cores) and reused.
 """
 from __future__ import annotations
 
