@@ -9,8 +9,9 @@ Speed (scripts/bench_eval_vs_ou.py measures it against open-unlearning): answers
 true, paraphrased and five perturbed answers of one question) run the prompt through the model once, its KV
 cache reused for each (`scored_batches`); one pass yields every per-token statistic a metric needs
 (`token_stats`: loss, probability, greedy match, Min-K%++'s moments), so a set scored for several metrics is
-scored once, and only scored positions reach the output layer, a block at a time (HEAD_ROWS); greedy decoding drops finished rows from the batch (`_greedy`). An inference-time wrapper sees
-whole sequences as before (`forward_batches`, transformers' `generate`).
+scored once, and only scored positions reach the output layer, a block at a time (HEAD_ROWS); greedy decoding
+drops finished rows from the batch (`_greedy`). An inference-time wrapper sees whole sequences as before
+(`forward_batches`, transformers' `generate`).
 An inference-time method's `wrapper` (evaluation/wrapper.py) rewrites every prompt and every logits tensor
 here, so wrapped and fine-tuned models go through the same scoring code.
 """
