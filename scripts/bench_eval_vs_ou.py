@@ -215,23 +215,23 @@ def tie_indices(ou: dict[str, Any], ours_eval: dict[str, Any]) -> set[int]:
             if a["generation"] != b["generation"]}
 
 
-def generations_agree(ou: dict[str, Any], ours_eval: dict[str, Any], checkpoint: Path) -> bool:
+def generations_agree(ou: dict[str, Any], ours_eval: dict[str, Any], checkpoint: Path, differing: set[int]) -> bool:
     """Identical greedy generations, except where the two diverge at a near tie: at the first token where they
     part, the model's logits for the two tokens lie within 1e-4 (float rounding of differently padded batches
-    decides such a tie; open-unlearning batches in dataset order, we by length)."""
+    decides such a tie; open-unlearning batches in dataset order, we by length). `differing`: the forget
+    questions whose generations differ (`tie_indices`)."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from unlearn_bench.data.collate import PromptFormat
 
-    differing = sorted(tie_indices(ou, ours_eval))
     theirs, mine = forget_generations(ou), forget_generations(ours_eval)
     print(f"  forget generations identical: {len(theirs) - len(differing)}/{len(theirs)}")
     if not differing:
         return True
     model = AutoModelForCausalLM.from_pretrained(checkpoint, dtype=torch.float32).eval()
     tokenizer, ok = AutoTokenizer.from_pretrained(checkpoint), True
-    for i in differing:
+    for i in sorted(differing):
         a, b = (tokenizer(x[i]["generation"], add_special_tokens=False)["input_ids"] for x in (theirs, mine))
         common = next((k for k, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
         if common == min(len(a), len(b)):
@@ -263,7 +263,7 @@ def agreement(ou_dir: Path, ours: Path, checkpoint: Path) -> bool:
         diff = max(abs(a - b) for a, b in zip(theirs, mine))
         ok &= diff <= PER_EXAMPLE_TOL
         print(f"  {what:<34} n={len(mine):<5} max |diff| {diff:.2e}")
-    ok &= generations_agree(ou, ours_eval, checkpoint)
+    ok &= generations_agree(ou, ours_eval, checkpoint, rouge_ties)
     print(f"agreement, aggregates (tolerance {AGGREGATE_TOL:g}):")
     for name in sorted(set(ou) & set(ours_eval)):
         theirs, mine = ou[name].get("agg_value"), ours_eval[name].get("agg_value")

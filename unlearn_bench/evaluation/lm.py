@@ -178,7 +178,7 @@ class LM:
             scored = targets != IGNORE_INDEX
             rows, cols = scored.nonzero(as_tuple=True)  # row-major: each example's positions in order
             flat, flat_targets = features[rows, cols], targets[rows, cols]
-            vocab = torch.tensor([wanted[idx[r]] for r in rows.tolist()], dtype=torch.bool, device=flat.device)
+            vocab = torch.tensor([wanted[i] for i in idx], dtype=torch.bool, device=rows.device)[rows]
             logprobs = torch.empty(len(flat))
             greedy = torch.empty(len(flat), dtype=torch.bool)
             mu, sigma = torch.full((len(flat),), float("nan")), torch.full((len(flat),), float("nan"))
@@ -210,11 +210,16 @@ class LM:
         where the model's logits are its output layer's of them (`_split_head`), else the logits themselves (head:
         identity). Without a wrapper, examples that share their unlabelled prefix (the prompt) run it once
         (`_prefix_shared`); a wrapper, or a model that takes no KV cache, sees whole sequences."""
-        if self.wrapper is not None or cache_argument(self.model) is None:
+        if not self._runs_own_cache():
             for idx, batch, logits in self.forward_batches(encoded):
                 yield idx, logits[:, :-1], batch.labels[:, 1:], _identity
             return
         yield from self._prefix_shared(encoded)
+
+    def _runs_own_cache(self) -> bool:
+        """Whether scoring and greedy decoding may drive the KV cache themselves (`_prefix_shared`, `_greedy`):
+        not through a wrapper, which sees whole sequences, nor for a module that takes no cache."""
+        return self.wrapper is None and cache_argument(self.model) is not None
 
     def _split_head(self) -> tuple[torch.nn.Module, Callable[[Any], torch.Tensor], Callable[[torch.Tensor], torch.Tensor]]:
         """(module to call, its output's features, head): the base model, its last hidden state and the output
@@ -320,8 +325,7 @@ class LM:
         prompts = self._fit_prompts(prompts, max_new_tokens, cut_prompts)
         out: list[str] = [""] * len(prompts)
         for idx, input_ids, mask in self._left_padded(prompts):
-            # transformers' sampling warpers; the wrapper's logits hook; a model that takes no cache
-            if sample or self.wrapper is not None or cache_argument(self.model) is None:
+            if sample or not self._runs_own_cache():  # transformers' sampling warpers; the wrapper's logits hook
                 generated = self.model.generate(
                     input_ids=input_ids,
                     attention_mask=mask,
