@@ -34,6 +34,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -113,6 +114,7 @@ def ou_data_folder(work: Path, data_dir: Path) -> Path:
 
 def run_ou(ou: tuple[Path, Path], cwd: Path, checkpoint: Path, out: Path, retain_log: Path | None, threads: int) -> dict[str, float]:
     python, repo = ou
+    shutil.rmtree(out, ignore_errors=True)  # open-unlearning skips the metrics a TOFU_EVAL.json there already holds
     overrides = [
         "model=Llama-2-7b-chat-hf", f"model.model_args.pretrained_model_name_or_path={checkpoint}",
         f"model.tokenizer_args.pretrained_model_name_or_path={checkpoint}", "model.model_args.attn_implementation=sdpa",
@@ -129,6 +131,7 @@ def run_ou(ou: tuple[Path, Path], cwd: Path, checkpoint: Path, out: Path, retain
 
 
 def run_ours(checkpoint: Path, out: Path, retain_log: Path, data_dir: Path, threads: int, batch_size: int) -> dict[str, float]:
+    shutil.rmtree(out, ignore_errors=True)  # no earlier round's files left to pass for this one's
     command = [sys.executable, __file__, "--ours-once", str(checkpoint), str(out), str(retain_log),
                "--data-dir", str(data_dir), "--batch-size", str(batch_size)]
     finished = subprocess.run(command, env=one_job_env(threads), capture_output=True, text=True)
@@ -148,12 +151,14 @@ def ours_once(checkpoint: Path, out: Path, retain_log: Path, data_dir: Path, bat
 
     from unlearn_bench.benchmarks.tofu.adapter import TofuBenchmark
     from unlearn_bench.benchmarks.tofu.config import TofuConfig
+    from unlearn_bench.config import EvalConfig
     from unlearn_bench.data.collate import PromptFormat
     from unlearn_bench.evaluation.lm import eval_lm
 
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
     model = AutoModelForCausalLM.from_pretrained(checkpoint, dtype=torch.float32).eval()
-    lm = eval_lm(model, AutoTokenizer.from_pretrained(checkpoint), PromptFormat("llama2"), CONTEXT, batch_size)
+    lm = eval_lm(model, AutoTokenizer.from_pretrained(checkpoint), PromptFormat("llama2"), CONTEXT, batch_size,
+                 generation_batch_size=EvalConfig().generation_batch_size)
     start = time.perf_counter()
     bench = TofuBenchmark(TofuConfig(data_dir=str(data_dir), forget_split="forget10", eval_max_examples=None,
                                      retain_logs_path=str(retain_log) if retain_log.is_file() else None))

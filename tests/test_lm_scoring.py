@@ -87,16 +87,21 @@ def test_sampling_truncation_is_passed_through(tiny_lm, monkeypatch) -> None:
     assert (seen["do_sample"], seen["temperature"], seen["top_p"], seen["top_k"]) == (True, 1.0, 0.9, 50)
 
 
-def test_greedy_decoding_is_transformers_generate_token_for_token(tiny_lm) -> None:
-    """LM's own greedy loop (rows that stopped leave the batch) against `generate(do_sample=False)` run on one
-    prompt at a time, with stop tokens the random model does emit, so rows stop at different steps."""
+@pytest.mark.parametrize("family", ["llama", "gemma2"])
+def test_greedy_decoding_is_transformers_generate_token_for_token(tiny_lm, family) -> None:
+    """LM's own greedy loop (rows that stopped leave the batch, full-attention layers write into a preallocated
+    cache) against `generate(do_sample=False)` run on one prompt at a time, with stop tokens the random model does
+    emit, so rows stop at different steps. Gemma-2's layers alternate an 8-token sliding window (a cache layer of
+    its own, left as it is) and full attention."""
     import copy
 
     model, tok = copy.deepcopy(tiny_lm[0]), tiny_lm[1]
+    if family == "gemma2":
+        model = soft_capped_twin(model, tok, cap=None)
     torch.manual_seed(0)
-    with torch.no_grad():  # larger random weights than the initialiser's: varied tokens, not one repeated
+    with torch.no_grad():  # random weights of a scale at which the family emits varied tokens, not one repeated
         for p in model.parameters():
-            p.normal_(0.0, 0.3)
+            p.normal_(0.0, 0.3 if family == "llama" else 0.02)
     prompts = ["item", "what is item 3?", "Question: what is item 12? Answer:", "a", "river tree cat dog", "item 7 is"]
     lm = LM(model, tok, PromptFormat(), max_length=64, batch_size=4)
 
@@ -111,24 +116,43 @@ def test_greedy_decoding_is_transformers_generate_token_for_token(tiny_lm) -> No
         return out
 
     free = one_by_one()  # nothing stops: pick stop tokens from what the rows emit, at various steps
-    stops = {row[k] for row, k in zip(free, (2, 5, 8, 3)) if row[k] not in row[:k]}
+    import unlearn_bench.evaluation.lm as lm_module
+
+    layer_types: list[list[str]] = []
+
+    def recorded(cache, capacity):
+        out = preallocated(cache, capacity)
+        layer_types.append([type(layer).__name__ for layer in out.layers])
+        return out
+
+    preallocated = lm_module.preallocated
+    lm_module.preallocated = recorded
+    firsts = [next((k for k in range(start, len(row)) if row[k] not in row[:k]), None)  # a new token from `start` on
+              for row, start in zip(free, (2, 5, 8, 3))]
+    stops = {row[k] for row, k in zip(free, firsts) if k is not None}
     model.generation_config.eos_token_id = [tok.eos_token_id, *stops]
     expected = [tok.decode(g, skip_special_tokens=True).strip() for g in one_by_one()]
     lengths = [len(g) for g in one_by_one()]
     assert len(set(lengths)) > 2 and min(lengths) < 12  # rows stop at different steps
-    assert lm.generate(prompts, max_new_tokens=12, raw=True) == expected
+    try:
+        assert lm.generate(prompts, max_new_tokens=12, raw=True) == expected
+    finally:
+        lm_module.preallocated = preallocated
+    full = "PreallocatedLayer"
+    assert layer_types and all(t == ([full, full] if family == "llama" else ["DynamicSlidingWindowLayer", full])
+                               for t in layer_types), layer_types
 
 
-def soft_capped_twin(model, tok):
-    """A tiny Gemma-2 of the same vocabulary whose logits are soft-capped at 0.5 after its output layer (and
+def soft_capped_twin(model, tok, cap: float | None = 0.5):
+    """A tiny Gemma-2 of the same vocabulary whose logits are soft-capped at `cap` after its output layer (and
     whose layers alternate sliding-window and full attention): scoring must take its logits, not the output
     layer's of its hidden states."""
     from transformers import Gemma2Config, Gemma2ForCausalLM
 
     torch.manual_seed(0)
     cfg = Gemma2Config(vocab_size=model.config.vocab_size, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                       num_attention_heads=2, num_key_value_heads=2, head_dim=32, final_logit_softcapping=0.5,
-                       sliding_window=8, max_position_embeddings=64, pad_token_id=tok.pad_token_id)
+                       num_attention_heads=2, num_key_value_heads=2, head_dim=32,
+                       sliding_window=8, max_position_embeddings=64, pad_token_id=tok.pad_token_id, final_logit_softcapping=cap)
     return Gemma2ForCausalLM(cfg).eval()
 
 
@@ -224,3 +248,38 @@ def test_tofu_generates_from_the_whole_prompt_and_the_cut_is_an_option(tiny_lm, 
     assert sorted(lengths.pop()) == sorted([64 - 40, full[1]])
     assert "cut 1 of 2 prompts to their last 24 tokens" in caplog.text
     assert not TofuConfig().cut_generation_prompts  # bench=tofu passes it to score_splits
+
+
+def test_argmax_hits_is_argmax_on_ties_and_nans() -> None:
+    """The max-reduction shortcut for greedy matches agrees with `argmax(-1) == target` (first index on ties,
+    NaN taken for the max) on integer logits full of ties, rows with a NaN and rows all -inf."""
+    from unlearn_bench.evaluation.lm import argmax_hits
+
+    torch.manual_seed(0)
+    for trial in range(50):
+        logits = torch.randint(-3, 3, (64, 50)).float()
+        logits[3, 7] = float("nan")
+        logits[5] = float("-inf")
+        targets = torch.randint(0, 50, (64,))
+        targets[:20] = logits[:20].argmax(-1)  # hits, many of them tied at the max
+        target_logits = logits.gather(-1, targets[:, None]).squeeze(-1)
+        assert torch.equal(argmax_hits(logits, targets, target_logits), logits.argmax(-1) == targets), trial
+
+
+def test_encoding_many_pairs_equals_encoding_each(tiny_lm) -> None:
+    """`encode_all` (each distinct prompt tokenized once, raw texts and QA pairs mixed, a wrapper's rewrite)
+    gives each pair what encoding it alone gives, in order."""
+    from unlearn_bench.data.records import QA
+    from unlearn_bench.evaluation.wrapper import InferenceWrapper
+
+    model, tok = tiny_lm
+    pairs = [QA("what is item 3?", "item 3 is a cat."), QA(None, "item 5 is a river."), QA("what is item 3?", "a dog"),
+             QA("item", ""), QA(None, "x"), QA("what is item 12?", "item 12 is a tree.")]
+    for fmt in (PromptFormat(), PromptFormat("llama2")):
+        for wrapper in (None, InferenceWrapper(prompt=lambda q: "Do not say. " + q)):
+            lm = LM(model, tok, fmt, max_length=12, batch_size=2, wrapper=wrapper)
+            for add_eos in (True, False):
+                for truncate in (True, False):
+                    together = lm.encode_all(pairs, add_eos=add_eos, truncate=truncate)
+                    assert together == [lm.encode_all([qa], add_eos, truncate)[0] for qa in pairs]
+                    assert (max(len(ids) for ids, _ in together) > 12) == (not truncate)

@@ -90,33 +90,55 @@ class PromptFormat:
         return tokenizer(end, add_special_tokens=False)["input_ids"][:1] if end else []
 
     def prompt_ids(self, question: str, tokenizer: PreTrainedTokenizerBase) -> list[int]:
-        # Chat templates already contain BOS; plain templates get it from the tokenizer.
-        return tokenizer(self.prompt(question, tokenizer), add_special_tokens=self.name != "chat")["input_ids"]
+        return self.tokenize([self.prompt(question, tokenizer)], tokenizer)[0]
+
+    def tokenize(self, texts: Sequence[str], tokenizer: PreTrainedTokenizerBase) -> list[list[int]]:
+        """Token ids of rendered prompts (and answers): chat templates already contain BOS; plain templates get it
+        from the tokenizer."""
+        return token_ids(tokenizer, texts, add_special_tokens=self.name != "chat")
+
+
+def token_ids(tokenizer: PreTrainedTokenizerBase, texts: Sequence[str], add_special_tokens: bool = True) -> list[list[int]]:
+    """Token ids of each text from one tokenizer call; none for no texts (where the call itself fails)."""
+    return tokenizer(list(texts), add_special_tokens=add_special_tokens)["input_ids"] if texts else []
 
 
 def encode_example(qa: QA, tokenizer: PreTrainedTokenizerBase, fmt: PromptFormat, max_length: int | None,
                    add_eos: bool = True) -> tuple[list[int], list[int]]:
     """input_ids and labels, cut at `max_length` tokens (None: not cut); labels are IGNORE_INDEX on prompt tokens
     (and BOS of raw text). The answer ends in EOS, or in the chat template's end of turn (`PromptFormat.turn_end`)."""
+    return encode_examples([qa], tokenizer, fmt, max_length, add_eos)[0]
+
+
+def encode_examples(pairs: Sequence[QA], tokenizer: PreTrainedTokenizerBase, fmt: PromptFormat,
+                    max_length: int | None, add_eos: bool = True) -> list[tuple[list[int], list[int]]]:
+    """`encode_example` of each pair, each distinct question's prompt rendered and tokenized once (TOFU scores
+    seven answers per question) and the chat template's end of turn found once."""
     eos = [tokenizer.eos_token_id] if add_eos else []
-    if qa.question is None:  # raw text: every token after BOS is a target
-        ids = tokenizer(qa.answer)["input_ids"]
+    out: list[tuple[list[int], list[int]]] = [([], [])] * len(pairs)
+    raw = [i for i, qa in enumerate(pairs) if qa.question is None]  # raw text: every token after BOS is a target
+    for i, ids in zip(raw, token_ids(tokenizer, [pairs[i].answer for i in raw])):
         ids = (ids if max_length is None else ids[: max_length - len(eos)]) + eos
         labels = list(ids)
         if ids and ids[0] == tokenizer.bos_token_id:
             labels[0] = IGNORE_INDEX
-        return ids, labels
+        out[i] = (ids, labels)
+    asked = [i for i, qa in enumerate(pairs) if qa.question is not None]
+    if not asked:
+        return out
     # As TOFU's `convert_raw_data_to_model_format`: tokenize prompt and answer as one text and mask as many
     # leading tokens as the prompt alone has. Tokenizing the answer on its own would change its first token
     # for SentencePiece models (Llama-2: "▁The" instead of TOFU's "The") and so every answer loss.
-    n_prompt = len(fmt.prompt_ids(qa.question, tokenizer))
-    full = fmt.prompt(qa.question, tokenizer) + fmt.answer_prefix() + qa.answer
+    prompts = {q: fmt.prompt(q, tokenizer) for q in dict.fromkeys(pairs[i].question for i in asked)}
+    n_prompt = dict(zip(prompts, map(len, fmt.tokenize(list(prompts.values()), tokenizer))))
     end = fmt.turn_end(tokenizer) if add_eos else None
-    if end is not None:
-        full, eos = full + end, []
-    ids = tokenizer(full, add_special_tokens=fmt.name != "chat")["input_ids"] + eos
-    labels = [IGNORE_INDEX] * n_prompt + ids[n_prompt:]
-    return ids[:max_length], labels[:max_length]
+    tail, eos = (end, []) if end is not None else ("", eos)
+    fulls = fmt.tokenize([prompts[pairs[i].question] + fmt.answer_prefix() + pairs[i].answer + tail for i in asked],
+                         tokenizer)
+    for i, ids in zip(asked, fulls):
+        ids, n = ids + eos, n_prompt[pairs[i].question]
+        out[i] = (ids[:max_length], ([IGNORE_INDEX] * n + ids[n:])[:max_length])
+    return out
 
 
 @dataclass(frozen=True)

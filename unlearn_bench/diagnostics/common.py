@@ -97,7 +97,8 @@ class DiagInputs:
     new_method: Callable[[], Any]             # a fresh method object (sequential unlearning)
 
     def lm(self, model: PreTrainedModel, wrapper: InferenceWrapper | None = None) -> LM:
-        return eval_lm(model, self.tokenizer, self.fmt, self.cfg.model.max_length, self.cfg.eval.batch_size, wrapper)
+        return eval_lm(model, self.tokenizer, self.fmt, self.cfg.model.max_length, self.cfg.eval.batch_size, wrapper,
+                       self.cfg.eval.generation_batch_size)
 
     @property
     def max_new_tokens(self) -> int:

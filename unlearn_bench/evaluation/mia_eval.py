@@ -33,7 +33,13 @@ def mia_encoded(lm: LM, pairs: Sequence[QA], style: str = "muse") -> list[tuple[
     QA pairs, so their scoring pass's `TokenStats` serve here too (`stats=`)."""
     if style not in MIA_STYLES:
         raise ValueError(f"unknown MIA style '{style}'; choose from: {', '.join(MIA_STYLES)}")
-    return [lm.encode(qa, add_eos=style == "open_unlearning" and qa.question is not None) for qa in pairs]
+    out: list[tuple[list[int], list[int]]] = [([], [])] * len(pairs)
+    asked = [i for i, qa in enumerate(pairs) if qa.question is not None]
+    raw = [i for i, qa in enumerate(pairs) if qa.question is None]
+    for rows, add_eos in ((asked, style == "open_unlearning"), (raw, False)):  # raw texts never get an EOS
+        for i, encoded in zip(rows, lm.encode_all([pairs[i] for i in rows], add_eos=add_eos)):
+            out[i] = encoded
+    return out
 
 
 def mia_scores(lm: LM, pairs: Sequence[QA], k: float = MIN_K, style: str = "muse",

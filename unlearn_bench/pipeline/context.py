@@ -164,7 +164,7 @@ def evaluate_model(ctx: Context, model: Any, tokenizer: Any, reference: dict[str
     both through an inference-time method's `wrapper` when there is one."""
     cfg = ctx.cfg
     out = stages.evaluate(ctx.bench, model, tokenizer, ctx.fmt, cfg.model.max_length, cfg.eval.batch_size, reference,
-                          wrapper)
+                          wrapper, cfg.eval.generation_batch_size)
     if cfg.eval.utility.tasks:
         clock = PhaseClock()
         with clock.phase("utility", ", ".join(cfg.eval.utility.tasks)):

@@ -28,8 +28,9 @@ def question_metrics(method: Any, bench: Benchmark) -> list[Metric]:
 
 def evaluate(bench: Benchmark, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, fmt: PromptFormat,
              max_length: int, batch_size: int, reference: dict[str, Any] | None,
-             wrapper: InferenceWrapper | None = None) -> EvalOutput:
-    return bench.evaluate(eval_lm(model, tokenizer, fmt, max_length, batch_size, wrapper), reference)
+             wrapper: InferenceWrapper | None = None, generation_batch_size: int | None = None) -> EvalOutput:
+    return bench.evaluate(eval_lm(model, tokenizer, fmt, max_length, batch_size, wrapper, generation_batch_size),
+                          reference)
 
 
 def save_eval(out: EvalOutput, path: Path) -> None:

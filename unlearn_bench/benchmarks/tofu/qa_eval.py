@@ -51,7 +51,7 @@ def score_splits(lm: LM, splits: Mapping[str, Sequence[EvalQA]], max_new_tokens:
         for name, examples in splits.items():
             split_pairs = [(QA(ex.question, a), j == 0) for ex in examples  # j == 0: the true answer
                            for j, a in enumerate((ex.answer, ex.paraphrased_answer, *ex.perturbed_answers)) if a is not None]
-            whole = [lm.encode(qa, truncate=False) for qa, _ in split_pairs]
+            whole = lm.encode_all([qa for qa, _ in split_pairs], truncate=False)
             counts[name] = (len(whole), sum(len(ids) > lm.max_length for ids, _ in whole))
             if counts[name][1]:
                 log.warning("%s: %d of %d answers are longer than the model's context (%d tokens) and are scored on "
