@@ -170,3 +170,19 @@ def test_rouge_recall_is_relative_to_reference_and_matches_rouge_score() -> None
         assert out["rougeL"][i] == direct["rougeL"].recall
     with pytest.raises(ValueError):
         rouge_recall(["a"], [])
+
+
+def test_rouge_recall_with_its_stem_memo_equals_rouge_score_on_tofu_answers(shared_data) -> None:
+    """The scorer that stems each distinct word once gives rouge_score's own (use_stemmer=True) recall on every
+    pair of TOFU forget10 answers and their perturbed versions, whose words inflect ("wrote", "writing")."""
+    from unlearn_bench.benchmarks.tofu.data import load_tofu_split
+
+    records = load_tofu_split("forget10_perturbed", shared_data / "tofu")
+    refs = [r["answer"] for r in records for _ in r["perturbed_answer"]]
+    preds = [p for r in records for p in r["perturbed_answer"]]
+    out = rouge_recall(preds, refs)
+    scorer = rouge_scorer.RougeScorer(["rouge1", "rougeL"], use_stemmer=True)
+    direct = [scorer.score(r, p) for p, r in zip(preds, refs)]
+    assert out["rouge1"] == [d["rouge1"].recall for d in direct]
+    assert out["rougeL"] == [d["rougeL"].recall for d in direct]
+    assert 0 < sum(out["rougeL"]) < len(refs)
