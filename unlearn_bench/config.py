@@ -85,8 +85,8 @@ class UtilityEvalConfig:
 class EvalConfig:
     batch_size: int = 32
     # Rows greedy decoding runs at once. Its KV cache holds rows x (prompt + max_new_tokens) positions: 128 x 300
-    # on Llama-2-7B in bf16 is about 20 GB, so lower it on a smaller GPU. On the tiny model, 128 rows decode TOFU's
-    # 1,017 questions 1.6x faster than 32 (scripts/bench_eval_vs_ou.py). Sampling batches by batch_size.
+    # on Llama-2-7B in bf16 is about 20 GB, so lower it on a smaller GPU. On a tiny Llama, 128 rows decode TOFU
+    # forget10's 400 questions 1.6x faster than 32 (one CPU thread). Sampling batches by batch_size.
     generation_batch_size: int = 128
     utility: UtilityEvalConfig = field(default_factory=UtilityEvalConfig)
     diagnostics: list[str] = field(default_factory=list)
