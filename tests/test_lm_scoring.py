@@ -88,7 +88,7 @@ def test_sampling_truncation_is_passed_through(tiny_lm, monkeypatch) -> None:
 
 
 @pytest.mark.parametrize("family", ["llama", "gemma2"])
-def test_greedy_decoding_is_transformers_generate_token_for_token(tiny_lm, family) -> None:
+def test_greedy_decoding_is_transformers_generate_token_for_token(tiny_lm, family, monkeypatch) -> None:
     """LM's own greedy loop (rows that stopped leave the batch, full-attention layers write into a preallocated
     cache) against `generate(do_sample=False)` run on one prompt at a time, with stop tokens the random model does
     emit, so rows stop at different steps. Gemma-2's layers alternate an 8-token sliding window (a cache layer of
@@ -119,14 +119,14 @@ def test_greedy_decoding_is_transformers_generate_token_for_token(tiny_lm, famil
     import unlearn_bench.evaluation.lm as lm_module
 
     layer_types: list[list[str]] = []
+    preallocated = lm_module.preallocated
 
     def recorded(cache, capacity):
         out = preallocated(cache, capacity)
         layer_types.append([type(layer).__name__ for layer in out.layers])
         return out
 
-    preallocated = lm_module.preallocated
-    lm_module.preallocated = recorded
+    monkeypatch.setattr(lm_module, "preallocated", recorded)
     firsts = [next((k for k in range(start, len(row)) if row[k] not in row[:k]), None)  # a new token from `start` on
               for row, start in zip(free, (2, 5, 8, 3))]
     stops = {row[k] for row, k in zip(free, firsts) if k is not None}
@@ -134,10 +134,7 @@ def test_greedy_decoding_is_transformers_generate_token_for_token(tiny_lm, famil
     expected = [tok.decode(g, skip_special_tokens=True).strip() for g in one_by_one()]
     lengths = [len(g) for g in one_by_one()]
     assert len(set(lengths)) > 2 and min(lengths) < 12  # rows stop at different steps
-    try:
-        assert lm.generate(prompts, max_new_tokens=12, raw=True) == expected
-    finally:
-        lm_module.preallocated = preallocated
+    assert lm.generate(prompts, max_new_tokens=12, raw=True) == expected
     full = "PreallocatedLayer"
     assert layer_types and all(t == ([full, full] if family == "llama" else ["DynamicSlidingWindowLayer", full])
                                for t in layer_types), layer_types

@@ -10,8 +10,9 @@ true, paraphrased and five perturbed answers of one question) run the prompt thr
 cache reused for each (`scored_batches`); one pass yields every per-token statistic a metric needs
 (`token_stats`: loss, probability, greedy match, Min-K%++'s moments), so a set scored for several metrics is
 scored once, and only scored positions reach the output layer, a block at a time (HEAD_ROWS); greedy decoding
-drops finished rows from the batch (`_greedy`). An inference-time wrapper sees whole sequences as before
-(`forward_batches`, transformers' `generate`).
+runs `generation_batch_size` rows at once, writes into a KV cache allocated once per batch
+(evaluation/kv_cache.py) and drops finished rows from the batch (`_greedy`). An inference-time wrapper sees
+whole sequences as before (`forward_batches`, transformers' `generate`).
 An inference-time method's `wrapper` (evaluation/wrapper.py) rewrites every prompt and every logits tensor
 here, so wrapped and fine-tuned models go through the same scoring code.
 """
